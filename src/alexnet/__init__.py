@@ -1,0 +1,21 @@
+"""alexnet: the 2012 paper's network and method in PyTorch."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .models import AlexNet, AlexNetConfig, AlexNetOWT, create_model, list_models
+from .nn import LocalResponseNorm
+
+try:
+    __version__ = version("alexnet")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "AlexNet",
+    "AlexNetConfig",
+    "AlexNetOWT",
+    "LocalResponseNorm",
+    "__version__",
+    "create_model",
+    "list_models",
+]

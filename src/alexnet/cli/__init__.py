@@ -1,0 +1,78 @@
+"""The ``alexnet`` command: one parser, one module per subcommand.
+
+Each module in ``SUBCOMMANDS`` defines ``NAME``, ``HELP``, ``add_arguments(parser)``
+and ``run(args) -> int``; they import heavy libraries inside ``run`` so that
+``alexnet --help`` stays fast. The CLI only parses and calls library functions.
+
+Exit codes: 0 success; 1 a reported error (``alexnet: error: ...``); 2 bad
+command-line usage; 130 interrupted by SIGINT, 143 by SIGTERM (shell convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from alexnet.errors import UserError
+
+SUBCOMMANDS = [
+    "summary",
+]
+
+
+def _version() -> str:
+    from alexnet import __version__
+
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alexnet",
+        description="The 2012 AlexNet paper's network and method: train, evaluate, "
+        "predict, prepare data, summarise, export and visualise.",
+    )
+    parser.add_argument("--version", action="version", version=f"alexnet {_version()}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show full tracebacks for errors (also ALEXNET_DEBUG=1)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for modname in SUBCOMMANDS:
+        mod = importlib.import_module(f"alexnet.cli.{modname}")
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.__doc__)
+        p.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show full tracebacks for errors",
+        )
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    debug = getattr(args, "debug", False) or os.environ.get("ALEXNET_DEBUG") == "1"
+    try:
+        return int(args._run(args) or 0)
+    except UserError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"alexnet: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("alexnet: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `alexnet ... | head`
+        return 0

@@ -1,0 +1,82 @@
+"""The single-tower AlexNet of "One weird trick" (Krizhevsky, 2014), as torchvision ships it.
+
+Written here (models import only torch) with torchvision's module layout, so
+``torchvision.models.alexnet()``'s state dict loads with ``strict=True`` and
+gives the same outputs: 61,100,840 parameters at 1000 classes, no LRN, an
+adaptive 6x6 average pool, dropout on the *inputs* of fc6 and fc7
+(pytorch/vision#549), PyTorch's default initialisation.
+
+    input              (B,    3, 224, 224)   (any size >= 63 works: adaptive pool)
+    features.0  11x11/4 p2 -> (B,  64, 55, 55) -> ReLU -> pool 3/2 (B, 64, 27, 27)
+    features.3  5x5 p2     -> (B, 192, 27, 27) -> ReLU -> pool     (B, 192, 13, 13)
+    features.6  3x3 p1     -> (B, 384, 13, 13) -> ReLU
+    features.8  3x3 p1     -> (B, 256, 13, 13) -> ReLU
+    features.10 3x3 p1     -> (B, 256, 13, 13) -> ReLU -> pool     (B, 256, 6, 6)
+    avgpool (6, 6); classifier.1 9216->4096, classifier.4 4096->4096, classifier.6 -> classes
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ._registry import register_model
+
+__all__ = ["AlexNetOWT"]
+
+
+class AlexNetOWT(nn.Module):
+    """torchvision-compatible AlexNet; keys ``features.N`` / ``classifier.N`` as torchvision's."""
+
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.5) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.num_classes = num_classes
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=dropout),
+            nn.Linear(256 * 6 * 6, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Linear(4096, num_classes),
+        )
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) -> (B, 256, 6, 6)."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected (B, 3, H, W) images, got {tuple(x.shape)}")
+        return self.avgpool(self.features(x))
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """(B, 256, 6, 6) -> logits, or the 4096-d fc7 features after ReLU if ``pre_logits``."""
+        x = torch.flatten(x, 1)
+        return self.classifier[:-1](x) if pre_logits else self.classifier(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+@register_model
+def alexnet_owt(num_classes: int = 1000, **kwargs) -> AlexNetOWT:
+    """torchvision's AlexNet ("one weird trick" variant): loads its weights as is."""
+    return AlexNetOWT(num_classes=num_classes, **kwargs)

@@ -1,0 +1,40 @@
+"""The `alexnet` entry point: --help, --version, python -m alexnet."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import alexnet
+from alexnet.cli import SUBCOMMANDS, main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"alexnet {alexnet.__version__}"
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    import importlib
+
+    for mod in SUBCOMMANDS:
+        assert importlib.import_module(f"alexnet.cli.{mod}").NAME in out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "usage: alexnet" in capsys.readouterr().out
+
+
+def test_python_dash_m_and_console_script():
+    r = subprocess.run(
+        [sys.executable, "-m", "alexnet", "--version"], capture_output=True, text=True, check=True
+    )
+    assert r.stdout.startswith("alexnet ")

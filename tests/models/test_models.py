@@ -1,0 +1,225 @@
+"""The registry and the three networks: shapes, parameter counts, init, towers, torchvision keys."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import alexnet
+from alexnet.models import AlexNet, create_model, list_models, tower_slices
+
+
+def test_registry_lists_the_three_models():
+    assert {"alexnet", "alexnet_owt", "alexnet_bn"} <= set(list_models())
+    assert alexnet.list_models() == list_models()
+
+
+@pytest.mark.parametrize(
+    "name,size",
+    [
+        ("alexnet", 227),
+        ("alexnet", 224),
+        ("alexnet_bn", 227),
+        ("alexnet_bn", 224),
+        ("alexnet_owt", 224),
+        ("alexnet_owt", 227),
+    ],
+)
+def test_output_shapes(name, size):
+    kwargs = {} if name == "alexnet_owt" else {"input_size": size}
+    model = create_model(name, num_classes=10, **kwargs).eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        assert model(x).shape == (2, 10)
+        feats = model.forward_features(x)
+        assert feats.shape == (2, 256, 6, 6)
+        assert model.forward_head(feats, pre_logits=True).shape == (2, 4096)
+
+
+def test_exact_parameter_counts():
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(create_model("alexnet")) == 60_965_224
+    assert count(create_model("alexnet", input_size=224)) == 60_965_224
+    assert count(create_model("alexnet_owt")) == 61_100_840
+    # BatchNorm replaces the 1,376 conv biases and adds 2 x 1,376 affine parameters.
+    assert count(create_model("alexnet_bn")) == 60_965_224 - 1_376 + 2 * 1_376
+
+
+def test_default_class_is_alexnet():
+    assert isinstance(create_model("alexnet"), alexnet.AlexNet)
+    assert alexnet.AlexNet(num_classes=7).num_classes == 7
+
+
+@pytest.mark.parametrize("size", [226, 228, 256, 32])
+def test_other_input_sizes_fail_with_the_accepted_sizes(size):
+    model = create_model("alexnet", num_classes=10)
+    with pytest.raises(ValueError, match="227.*224"):
+        model(torch.randn(1, 3, size, size))
+    with pytest.raises(ValueError, match="input_size"):
+        create_model("alexnet", input_size=size)
+
+
+def test_unknown_model_and_option():
+    with pytest.raises(ValueError, match="unknown model 'vgg'.*alexnet"):
+        create_model("vgg")
+    with pytest.raises(ValueError, match="alexnet"):
+        create_model("alexnet", colour=True)
+
+
+def test_all_bad_options_reported_together():
+    with pytest.raises(ValueError) as e:
+        create_model("alexnet", num_classes=0, dropout=1.5, init="xavier")
+    msg = str(e.value)
+    assert "num_classes" in msg and "dropout" in msg and "init" in msg
+
+
+def _convs_and_fcs(model):
+    layers = [*model.features.named_children(), *model.classifier.named_children()]
+    return {n: m for n, m in layers if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+
+def test_paper_init_statistics():
+    model = create_model("alexnet")
+    layers = _convs_and_fcs(model)
+    assert list(layers) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    for name, m in layers.items():
+        w = m.weight.detach()
+        assert abs(w.mean().item()) < 1e-3, name
+        assert w.std().item() == pytest.approx(0.01, rel=0.05 if w.numel() > 30_000 else 0.1), name
+        expected_bias = 1.0 if name in {"conv2", "conv4", "conv5", "fc6", "fc7"} else 0.0
+        assert torch.all(m.bias == expected_bias), name
+
+
+def test_caffe_and_kaiming_init():
+    caffe = _convs_and_fcs(create_model("alexnet", init="caffe"))
+    assert torch.all(caffe["conv2"].bias == 0.1) and torch.all(caffe["conv1"].bias == 0)
+    kaiming = _convs_and_fcs(create_model("alexnet", init="kaiming"))
+    fan_in = 3 * 11 * 11
+    assert kaiming["conv1"].weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.05)
+    assert torch.all(kaiming["fc6"].bias == 0)
+
+
+def test_lrn_dropout_options():
+    model = create_model("alexnet", lrn=False, dropout=0.2)
+    assert not any(isinstance(m, alexnet.LocalResponseNorm) for m in model.modules())
+    assert model.classifier.drop6.p == 0.2 and model.classifier.drop7.p == 0.2
+    paper = create_model("alexnet")
+    lrns = [m for m in paper.modules() if isinstance(m, alexnet.LocalResponseNorm)]
+    assert len(lrns) == 2 and (lrns[0].k, lrns[0].size, lrns[0].alpha, lrns[0].beta) == (
+        2.0,
+        5,
+        1e-4,
+        0.75,
+    )
+    bn = create_model("alexnet_bn")
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in bn.modules()) == 5
+    assert not any(isinstance(m, alexnet.LocalResponseNorm) for m in bn.modules())
+
+
+def test_dropout_acts_on_fc6_and_fc7_outputs():
+    names = [n for n, _ in create_model("alexnet").classifier.named_children()]
+    assert names == ["fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8"]
+
+
+def test_tower_isolation_conv2():
+    """Changing tower B's half of conv2's input leaves tower A's conv2 outputs unchanged."""
+    model = create_model("alexnet", num_classes=10).eval()
+    conv2 = model.features.conv2
+    x = torch.randn(2, 96, 27, 27)
+    y = conv2(x)
+    x2 = x.clone()
+    x2[:, 48:] = torch.randn(2, 48, 27, 27)  # tower B's maps
+    y2 = conv2(x2)
+    a, b = tower_slices(model)["conv2"]
+    torch.testing.assert_close(y2[:, a], y[:, a], rtol=0, atol=0)
+    assert not torch.allclose(y2[:, b], y[:, b])
+    # conv3 crosses towers: tower B's input changes tower A's output.
+    conv3 = model.features.conv3
+    z = torch.randn(2, 256, 13, 13)
+    z2 = z.clone()
+    z2[:, 128:] += 1
+    assert not torch.allclose(conv3(z)[:, :192], conv3(z2)[:, :192])
+
+
+def test_tower_isolation_whole_network():
+    """Perturb conv1's tower-B filters: tower A's maps stay fixed up to pool2 (until conv3)."""
+    model = create_model("alexnet", num_classes=10).eval()
+    x = torch.randn(1, 3, 227, 227)
+    f = model.features
+    with torch.no_grad():
+        before = f[:8](x)  # up to pool2
+        f.conv1.weight[48:] += 0.05
+        after = f[:8](x)
+    assert torch.equal(before[:, :128], after[:, :128])
+    assert not torch.equal(before[:, 128:], after[:, 128:])
+
+
+def test_tower_slices_cover_every_layer():
+    s = tower_slices(create_model("alexnet"))
+    assert s["conv1"] == (slice(0, 48), slice(48, 96))
+    assert s["fc6"] == (slice(0, 2048), slice(2048, 4096))
+    assert "fc8" not in s
+
+
+def test_torchvision_state_dict_round_trip():
+    torchvision = pytest.importorskip("torchvision")
+    tv = torchvision.models.alexnet(weights=None).eval()
+    ours = create_model("alexnet_owt").eval()
+    tv_sd, our_sd = tv.state_dict(), ours.state_dict()
+    assert list(tv_sd) == list(our_sd)
+    assert all(tv_sd[k].shape == our_sd[k].shape for k in tv_sd)
+    ours.load_state_dict(tv_sd, strict=True)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), tv(x), rtol=0, atol=0)
+    # And back: our weights load into torchvision's model.
+    tv.load_state_dict(create_model("alexnet_owt").state_dict(), strict=True)
+
+
+def test_training_step_reduces_loss_on_a_fixed_batch():
+    model = create_model("alexnet", num_classes=4, init="kaiming", dropout=0.0)
+    x, y = torch.randn(8, 3, 227, 227), torch.arange(8) % 4
+    opt = torch.optim.SGD(model.parameters(), lr=0.002, momentum=0.9)
+    losses = []
+    for _ in range(6):
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_model_file_imports_only_torch():
+    import ast
+    from pathlib import Path
+
+    root = Path(alexnet.models.__file__).parent
+    files = [*root.glob("*.py"), Path(alexnet.nn.__file__)]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                mods = [node.module]
+            else:
+                continue
+            for mod in mods:
+                top = mod.split(".")[0]
+                assert top in {
+                    "torch",
+                    "__future__",
+                    "collections",
+                    "dataclasses",
+                    "typing",
+                    "math",
+                    "alexnet",
+                }, (path, mod)
+                if top == "alexnet":
+                    assert mod in {"alexnet.nn"}, (path, mod)
+
+
+def test_config_is_an_instance_attribute():
+    model = AlexNet(num_classes=3, input_size=224)
+    assert model.config.input_size == 224 and model.config.num_classes == 3
