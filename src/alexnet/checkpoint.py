@@ -1,0 +1,273 @@
+"""The one checkpoint format: save atomically, load with ``weights_only``, rebuild the model.
+
+A checkpoint is a plain dict (every value a tensor, number, string, list,
+tuple, dict or None, so ``torch.load(path, weights_only=True)`` reads it and no
+pickled code can run)::
+
+    format_version  int (CHECKPOINT_VERSION)
+    model           the unwrapped model's state dict (no "module." / "_orig_mod." prefixes)
+    model_name      a create_model() name
+    model_kwargs    create_model() keyword options, without num_classes
+    classes         list of class names; num_classes = len(classes)
+    preprocessing   {"input_size", "resize", "normalize", "mean", "std"} for evaluate/predict
+    optimizer, scheduler, scaler, ema   state dicts or None
+    epoch, step     epochs completed / optimizer steps taken
+    rng             {"python", "numpy", "torch", "cuda"} generator states
+    config          the resolved run configuration (plain dict)
+    metrics         last validation metrics or None
+
+Writes go to ``<name>.tmp-<pid>`` in the same directory, are fsynced and then
+renamed over the target, so a crash or SIGKILL mid-write leaves the previous
+checkpoint intact and no partial file under the real name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import random
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from alexnet.errors import UserError
+from alexnet.models import create_model
+
+CHECKPOINT_VERSION = 1
+_PREFIXES = ("module.", "_orig_mod.")
+REFUSED_SUFFIXES = {
+    ".pt2": "torch.export program",
+    ".ts": "TorchScript file",
+    ".torchscript": "TorchScript file",
+}
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno == errno.ENOSPC:
+            raise UserError(
+                f"disk full while writing checkpoint {path}; the previous checkpoint "
+                "(if any) is untouched"
+            ) from None
+        raise UserError(f"could not write checkpoint {path}: {e.strerror or e}") from None
+    return path
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True``; every failure is a one-line UserError."""
+    path = Path(path)
+    if path.suffix in REFUSED_SUFFIXES:
+        raise UserError(
+            f"{path}: refusing to load a {REFUSED_SUFFIXES[path.suffix]}: such files run code; "
+            "alexnet loads only its own checkpoints (.pt) and .safetensors weights"
+        )
+    if not path.exists():
+        raise UserError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise UserError(f"checkpoint {path} is a directory, not a file")
+    if path.stat().st_size == 0:
+        raise UserError(f"checkpoint {path} is empty (0 bytes)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"checkpoint {path} was refused: it holds Python objects that safe loading "
+            f"(weights_only) does not allow, which could run code ({first[:160]})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"checkpoint {path} is truncated or corrupt ({msg[:160]})") from None
+    if not isinstance(state, dict) or "model" not in state or "model_name" not in state:
+        raise UserError(
+            f"{path} is not an alexnet checkpoint (no 'model'/'model_name' entries); for "
+            "torchvision's weights file use `alexnet import-torchvision`"
+        )
+    return state
+
+
+def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop DDP's ``module.`` and torch.compile's ``_orig_mod.`` key prefixes."""
+    out = {}
+    for k, v in state_dict.items():
+        changed = True
+        while changed:
+            changed = False
+            for p in _PREFIXES:
+                if k.startswith(p):
+                    k, changed = k[len(p) :], True
+        out[k] = v
+    return out
+
+
+def load_weights(model: nn.Module, state_dict: dict, source: str, model_name: str) -> None:
+    """``load_state_dict(strict=True)`` with a message that says what does not match."""
+    sd = strip_prefixes(state_dict)
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    if missing or unexpected:
+        raise UserError(
+            f"{source}: weights do not fit model {model_name!r} ("
+            f"{len(missing)} missing keys e.g. {missing[:2]}, {len(unexpected)} unexpected "
+            f"e.g. {unexpected[:2]}); it was saved from another model"
+        )
+    for k, v in sd.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise UserError(
+                f"{source}: {k} has shape {tuple(v.shape)} but model {model_name!r} expects "
+                f"{tuple(own[k].shape)}"
+                + (
+                    " (a different number of classes)"
+                    if k.endswith(
+                        ("fc8.weight", "fc8.bias", "classifier.6.weight", "classifier.6.bias")
+                    )
+                    else ""
+                )
+            )
+    model.load_state_dict(sd, strict=True)
+
+
+@dataclass
+class LoadedModel:
+    """A model rebuilt from a checkpoint or safetensors file, with what it needs to run."""
+
+    model: nn.Module
+    model_name: str
+    classes: list[str]
+    model_kwargs: dict = field(default_factory=dict)
+    preprocessing: dict = field(default_factory=dict)
+    source: str = ""
+
+
+def model_from_state(state: dict, source: str = "checkpoint") -> LoadedModel:
+    """Build the model a checkpoint dict describes and load its weights."""
+    name = state["model_name"]
+    classes = list(state.get("classes") or [])
+    kwargs = dict(state.get("model_kwargs") or {})
+    if not classes:
+        n = _infer_num_classes(state["model"])
+        classes = [str(i) for i in range(n)]
+    try:
+        model = create_model(name, num_classes=len(classes), **kwargs)
+    except ValueError as e:
+        raise UserError(f"{source}: {e}") from None
+    load_weights(model, state["model"], source, name)
+    return LoadedModel(model, name, classes, kwargs, dict(state.get("preprocessing") or {}), source)
+
+
+def _infer_num_classes(sd: dict) -> int:
+    for k in ("classifier.fc8.bias", "classifier.6.bias"):
+        if k in strip_prefixes(sd):
+            return int(strip_prefixes(sd)[k].shape[0])
+    raise UserError("checkpoint names no classes and has no recognisable final layer")
+
+
+def load_model(
+    path: str | os.PathLike,
+    *,
+    expect_model: str | None = None,
+    expect_num_classes: int | None = None,
+) -> LoadedModel:
+    """Load a model for evaluation/prediction from a ``.pt`` checkpoint or ``.safetensors``.
+
+    ``expect_*`` turn a mismatch into a message naming the checkpoint's model or
+    class count (for commands that know what they need).
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from alexnet.export import load_safetensors_model
+
+        loaded = load_safetensors_model(path)
+    else:
+        loaded = model_from_state(load_checkpoint(path), str(path))
+    if expect_model is not None and loaded.model_name != expect_model:
+        raise UserError(f"{path} holds model {loaded.model_name!r}, not {expect_model!r}")
+    if expect_num_classes is not None and len(loaded.classes) != expect_num_classes:
+        raise UserError(
+            f"{path} has {len(loaded.classes)} classes, but the data has {expect_num_classes}"
+        )
+    return loaded
+
+
+def find_latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint of a run (``--resume auto``), or None.
+
+    Candidates are ``checkpoints/*.pt`` (never ``*.tmp-*`` partial writes); each is
+    opened to make sure it loads, newest step first.
+    """
+    d = Path(run_dir) / "checkpoints"
+    if not d.is_dir():
+        return None
+    found = []
+    for p in d.glob("*.pt"):
+        try:
+            state = load_checkpoint(p)
+        except UserError:
+            continue
+        found.append((int(state.get("step", -1)), p.stat().st_mtime, p.name == "last.pt", p))
+    if not found:
+        return None
+    return max(found)[3]
+
+
+# ---- random number generator states (all as weights_only-safe values) ----
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch and CUDA generator states as weights_only-loadable values."""
+    py = random.getstate()
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [
+            kind,
+            torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(gauss),
+        ],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

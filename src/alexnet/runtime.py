@@ -1,0 +1,89 @@
+"""Device, precision and memory-format choices: the one AMP path of the project.
+
+Training, evaluation, prediction and the benchmarks all go through
+``resolve_device``, ``autocast`` and ``prepare_model``, so a flag such as
+``--amp bf16`` means the same thing everywhere. Defaults (``"auto"``) follow
+measurements (``alexnet bench``; README "Benchmarks").
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from alexnet.errors import UserError
+
+AMP_CHOICES = ("off", "bf16", "fp16")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """ "auto" -> CUDA when present, else CPU; anything else must be a usable torch device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise UserError(f"--device {name!r} is not a device: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+    return dev
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bf16 arithmetic (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available()) and bool(
+            torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def default_amp(device: torch.device, training: bool = True) -> str:
+    """The precision used when the user asks for "auto"."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "off"
+
+
+def default_channels_last(device: torch.device, training: bool = True) -> bool:
+    """Memory format used when the user asks for "auto"."""
+    return device.type == "cuda"
+
+
+def resolve_amp(amp: str, device: torch.device, training: bool = True) -> str:
+    if amp == "auto":
+        return default_amp(device, training)
+    if amp not in AMP_CHOICES:
+        raise UserError(f"--amp must be one of auto, {', '.join(AMP_CHOICES)}; got {amp!r}")
+    if amp == "fp16" and device.type == "cpu":
+        raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
+    return amp
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """The autocast context for ``amp`` in {"off", "bf16", "fp16"}."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def prepare_model(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    """Move ``model`` to ``device`` in the chosen memory format (in place; returns it)."""
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """Copy a batch of images to ``device`` (non-blocking from pinned memory)."""
+    images = images.to(device, non_blocking=True)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images
