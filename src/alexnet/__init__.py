@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .features import features
 from .models import AlexNet, AlexNetConfig, AlexNetOWT, create_model, list_models
 from .nn import LocalResponseNorm
 
@@ -17,5 +18,6 @@ __all__ = [
     "LocalResponseNorm",
     "__version__",
     "create_model",
+    "features",
     "list_models",
 ]
