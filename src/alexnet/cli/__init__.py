@@ -21,6 +21,9 @@ from alexnet.errors import UserError
 
 SUBCOMMANDS = [
     "summary",
+    "train",
+    "evaluate",
+    "predict",
 ]
 
 

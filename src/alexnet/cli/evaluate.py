@@ -1,0 +1,87 @@
+"""Top-1 and top-5 error of a checkpoint, or of several averaged (the paper's ensembles, §6).
+
+CKPT may be an alexnet checkpoint (.pt) or exported .safetensors weights (with
+their .json sidecar). --ten-crop averages the softmax over the four corner and
+centre crops and their mirrors (§4.1). Errors are fractions 0-1 in --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "evaluate"
+HELP = "top-1/top-5 error of checkpoints (ensembles, 10-crop)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint(s) to average")
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset (as for train --data)")
+    p.add_argument("--split", default="val", help="split to evaluate (val)")
+    p.add_argument("--ten-crop", action="store_true", help="10-crop testing (§4.1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
+    p.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"])
+    p.add_argument("--per-class", action="store_true", help="also print per-class accuracy")
+    p.add_argument("--confusion", metavar="FILE", help="write the confusion matrix (JSON)")
+    p.add_argument("--max-batches", type=int, help="evaluate at most N batches")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from alexnet.distributed import init_distributed
+    from alexnet.evaluate import evaluate_checkpoints
+
+    want_cm = bool(args.per_class or args.confusion)
+    res = evaluate_checkpoints(
+        args.checkpoints,
+        args.data,
+        split=args.split,
+        ten_crop=args.ten_crop,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        confusion=want_cm,
+        max_batches=args.max_batches,
+        skip_bad=args.skip_bad,
+        progress=not args.json,
+    )
+    if not init_distributed("cpu").is_main:
+        return 0
+    if args.confusion:
+        Path(args.confusion).write_text(
+            json.dumps({"confusion": res.confusion, "per_class_accuracy": res.per_class_accuracy})
+            + "\n"
+        )
+    if args.json:
+        out = {
+            "top1_error": res.top1_error,
+            "top5_error": res.top5_error,
+            "images": res.images,
+            "ten_crop": res.ten_crop,
+        }
+        if args.per_class:
+            out["per_class_accuracy"] = res.per_class_accuracy
+        print(json.dumps(out))
+        return 0
+    n = len(args.checkpoints)
+    what = f"ensemble of {n} checkpoints" if n > 1 else args.checkpoints[0]
+    print(f"{what} on {args.data} [{args.split}], {'10-crop' if args.ten_crop else 'centre crop'}")
+    print(f"  images      {res.images}")
+    print(f"  top-1 error {res.top1_error:.4f} ({res.top1_error:.2%})")
+    print(f"  top-5 error {res.top5_error:.4f} ({res.top5_error:.2%})")
+    print(f"  loss        {res.loss:.4f}")
+    if args.per_class and res.per_class_accuracy is not None:
+        from alexnet.checkpoint import load_model
+
+        classes = load_model(args.checkpoints[0]).classes
+        for c, a in zip(classes, res.per_class_accuracy, strict=True):
+            print(f"  {c:<30} {a:.2%}")
+    return 0

@@ -1,0 +1,195 @@
+"""Top-1/top-5 error, centre crop or 10-crop, one model or an averaged ensemble (§4.1, §6).
+
+10-crop: the softmax outputs of the four corner and centre crops and their
+mirrors are averaged ("Test time" in §4.1). Ensembles average the softmax
+outputs of several models ("averaging the predictions of five similar CNNs",
+§6). The reported loss is the negative log of the averaged probability of the
+true class, which for one model and one crop is the cross-entropy.
+
+Under torchrun each rank evaluates a disjoint shard with no padding and the
+counts are summed, so the result equals the single-process one exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from alexnet.distributed import all_reduce_sum
+from alexnet.runtime import autocast, to_device
+
+
+def accuracy_counts(probs: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1, 5)):
+    """Number of samples whose target is among the top-k scores, for each k (k capped at C)."""
+    maxk = min(max(ks), probs.shape[1])
+    pred = probs.topk(maxk, dim=1).indices  # (B, maxk)
+    hit = pred.eq(target[:, None])
+    return [int(hit[:, : min(k, maxk)].any(dim=1).sum()) for k in ks]
+
+
+@dataclass
+class EvalResult:
+    top1_error: float
+    top5_error: float
+    loss: float
+    images: int
+    ten_crop: bool = False
+    per_class_accuracy: list[float] | None = None
+    confusion: list[list[int]] | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def predict_probs(
+    models: Sequence[nn.Module],
+    images: torch.Tensor,
+    device: torch.device,
+    amp: str = "off",
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """Averaged softmax over models and, for (B, n_crops, 3, S, S) input, over crops -> (B, C)."""
+    crops = images.shape[1] if images.dim() == 5 else 1
+    x = images.flatten(0, 1) if images.dim() == 5 else images
+    x = to_device(x, device, channels_last)
+    total = None
+    with autocast(device, amp):
+        for m in models:
+            p = F.softmax(m(x).float(), dim=1)
+            total = p if total is None else total + p
+    probs = total / len(models)
+    return probs.view(-1, crops, probs.shape[1]).mean(dim=1)
+
+
+@torch.no_grad()
+def evaluate(
+    models: Sequence[nn.Module],
+    loader: Iterable,
+    device: torch.device,
+    *,
+    amp: str = "off",
+    channels_last: bool = False,
+    num_classes: int | None = None,
+    max_batches: int | None = None,
+    confusion: bool = False,
+    ten_crop: bool = False,
+    progress=None,
+) -> EvalResult:
+    """Evaluate ``models`` (averaged) over ``loader`` of (images, targets) batches."""
+    for m in models:
+        m.eval()
+    n = c1 = c5 = 0
+    nll = 0.0
+    cm = None
+    for i, (images, target) in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        probs = predict_probs(models, images, device, amp, channels_last)
+        target = target.to(probs.device)
+        a1, a5 = accuracy_counts(probs, target)
+        c1, c5, n = c1 + a1, c5 + a5, n + target.numel()
+        p_true = probs.gather(1, target[:, None]).clamp_min(1e-12)
+        nll += float(-p_true.log().sum())
+        if confusion:
+            k = num_classes or probs.shape[1]
+            if cm is None:
+                cm = torch.zeros(k, k, dtype=torch.int64)
+            idx = target.cpu() * k + probs.argmax(1).cpu()
+            cm += torch.bincount(idx, minlength=k * k).view(k, k)
+        if progress is not None:
+            progress.update(1)
+    n, c1, c5, nll = all_reduce_sum([n, c1, c5, nll], device)
+    if cm is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        cm_dev = cm.to(device)
+        torch.distributed.all_reduce(cm_dev)
+        cm = cm_dev.cpu()
+    if n == 0:
+        return EvalResult(float("nan"), float("nan"), float("nan"), 0, ten_crop)
+    per_class = None
+    if cm is not None:
+        totals = cm.sum(1).clamp_min(1)
+        per_class = (cm.diag().double() / totals).tolist()
+    return EvalResult(
+        top1_error=1.0 - c1 / n,
+        top5_error=1.0 - c5 / n,
+        loss=nll / n,
+        images=int(n),
+        ten_crop=ten_crop,
+        per_class_accuracy=per_class,
+        confusion=cm.tolist() if cm is not None else None,
+    )
+
+
+def evaluate_checkpoints(
+    checkpoints: Sequence[str],
+    data: str,
+    *,
+    split: str = "val",
+    ten_crop: bool = False,
+    batch_size: int = 64,
+    workers: int = 2,
+    device: str = "auto",
+    amp: str = "auto",
+    channels_last: str = "auto",
+    confusion: bool = False,
+    max_batches: int | None = None,
+    skip_bad: bool = False,
+    progress: bool = False,
+) -> EvalResult:
+    """Evaluate one checkpoint or the average of several on ``data``'s ``split``.
+
+    Runs under torchrun too: each rank takes a disjoint shard and the counts are summed.
+    """
+    from torch.utils.data import DataLoader
+
+    from alexnet.data import build_dataset
+    from alexnet.distributed import init_distributed
+    from alexnet.errors import UserError
+    from alexnet.inference import eval_transform_for, load_for_inference
+    from alexnet.sampler import ShardSampler
+
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}", exit_code=2)
+    setup = load_for_inference(checkpoints, device=device, amp=amp, channels_last=channels_last)
+    dist = init_distributed(setup.device.type)
+    ds = build_dataset(data, split, eval_transform_for(setup, ten_crop), skip_bad=skip_bad)
+    if list(ds.classes) != list(setup.classes):
+        raise UserError(
+            f"{data} ({split}) has {len(ds.classes)} classes {list(ds.classes)[:3]}..., but the "
+            f"checkpoint was trained on {len(setup.classes)} classes {setup.classes[:3]}..."
+        )
+    # Each 10-crop sample is ten images: keep the number of images per batch comparable.
+    bs = max(1, batch_size // 10) if ten_crop else batch_size
+    loader = DataLoader(
+        ds,
+        batch_size=bs,
+        sampler=ShardSampler(len(ds), dist.rank, dist.world_size),
+        num_workers=workers,
+        pin_memory=setup.device.type == "cuda",
+    )
+    bar = None
+    if progress and dist.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(loader), desc="evaluate", unit="batch", leave=False)
+    try:
+        return evaluate(
+            setup.modules,
+            loader,
+            setup.device,
+            amp=setup.amp,
+            channels_last=setup.channels_last,
+            num_classes=len(setup.classes),
+            max_batches=max_batches,
+            confusion=confusion,
+            ten_crop=ten_crop,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
