@@ -1,0 +1,77 @@
+"""Augmentation of a whole uint8 batch on the training device (crop, flip, PCA lighting,
+mean subtraction), so a GPU is not fed by the CPU one image at a time.
+
+The packed store hands out uint8 (3, 256, 256) images; a DataLoader without a
+transform stacks them to (B, 3, 256, 256) uint8 (4x less to copy than float), and
+``batch_augment`` turns that into the network's input on the device in one gather:
+
+    x = batch_augment(images.to("cuda", non_blocking=True), input_size=227, train=True,
+                      stats=stats, generator=torch.Generator("cuda").manual_seed(seed))
+
+Same operations and normalisation as ``TrainTransform`` / ``EvalTransform`` (the
+random numbers differ: these come from ``generator``, one draw per batch).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .stats import IMAGENET_STATS, DatasetStats
+from .transforms import Normalizer, PCALighting
+
+__all__ = ["batch_augment"]
+
+
+def batch_augment(
+    batch: Tensor,
+    *,
+    input_size: int = 227,
+    train: bool = True,
+    stats: DatasetStats | None = None,
+    lighting: float = 0.1,
+    normalize: str = "channel",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """uint8 (B, 3, R, R) on any device -> float32 (B, 3, S, S) on that device.
+
+    train: a random SxS crop and a coin-flip mirror per image, and PCA lighting with
+    ``alphastd=lighting``; eval: the centre crop. ``generator`` must live on
+    ``batch.device`` (None: that device's default generator).
+    """
+    if batch.dtype != torch.uint8 or batch.ndim != 4 or batch.shape[1] != 3:
+        raise TypeError(f"expected uint8 (B, 3, H, W), got {batch.dtype} {tuple(batch.shape)}")
+    b, _, r, r2 = batch.shape
+    if r != r2:
+        raise ValueError(f"expected square images, got {r}x{r2}")
+    s, dev = input_size, batch.device
+    stats = stats or IMAGENET_STATS
+    norm = Normalizer(stats, normalize, r)
+    k, mean_image = norm.k.to(dev), norm.mean_image
+    if not train:
+        c = (r - s) // 2
+        x = batch[:, :, c : c + s, c : c + s].float()
+        m = (
+            mean_image[:, c : c + s, c : c + s].to(dev)
+            if mean_image is not None
+            else norm.mean.to(dev)
+        )
+        return (x / 255.0 - m) * k
+
+    top = torch.randint(0, r - s + 1, (b,), device=dev, generator=generator)
+    left = torch.randint(0, r - s + 1, (b,), device=dev, generator=generator)
+    flip = torch.rand(b, device=dev, generator=generator) < 0.5
+    ar = torch.arange(s, device=dev)
+    rows = top[:, None] + ar  # (B, S)
+    cols = left[:, None] + torch.where(flip[:, None], s - 1 - ar, ar)  # (B, S), mirrored if flip
+    rr, cc = rows[:, None, :, None], cols[:, None, None, :]  # (B, 1, S, 1), (B, 1, 1, S)
+    ch = torch.arange(3, device=dev)[None, :, None, None]  # (1, 3, 1, 1)
+    x = batch[torch.arange(b, device=dev)[:, None, None, None], ch, rr, cc].float()  # (B,3,S,S)
+    # the same crop of the mean image (B, 3, S, S), or the channel means (1, 3, 1, 1)
+    m = mean_image.to(dev)[ch[0], rr, cc] if mean_image is not None else norm.mean.to(dev)[None]
+    if lighting > 0:
+        pca = PCALighting(lighting, stats.eigval, stats.eigvec)
+        alpha = torch.randn(b, 3, device=dev, generator=generator) * lighting  # (B, 3)
+        light = (alpha * pca.eigval.to(dev)) @ pca.eigvec.to(dev).T  # (B, 3): eigvec @ (a*l)
+        m = m - light[:, :, None, None]
+    return (x / 255.0 - m) * k

@@ -1,0 +1,238 @@
+"""``prepare_store``: ImageFolder root -> packed store (format in ``store.py``).
+
+Both splits are scanned first (bad layout fails before any work), each image is
+decoded once (``load_image``), rescaled to SxS (``resize_center_crop``) and
+written into a uint8 memory map by ``workers`` processes, each filling its own
+slots. Everything goes to ``DST.tmp-XXXX`` and is renamed to DST only when
+complete, ``meta.json`` written last: an interrupted prepare leaves at most a
+``.tmp-`` folder without meta.json, which ``build_dataset`` refuses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from alexnet.errors import UserError
+
+from .folder import ScanReport, find_split_dir, scan_split
+from .images import BadImageError, display_path, load_image, resize_center_crop
+from .stats import DatasetStats, compute_stats
+from .store import FORMAT, META_FILE, VERSION
+
+__all__ = ["PrepareReport", "prepare_store"]
+
+SPLITS, CHUNK = ("train", "val"), 64
+Progress = Callable[[str, int, int], None]  # (split, images done, images in split)
+
+
+@dataclass
+class PrepareReport:
+    path: Path
+    written: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # messages naming the files
+    ignored: dict[str, int] = field(default_factory=dict)  # non-image files
+    seconds: float = 0.0
+    stats: DatasetStats | None = None
+
+    def summary(self) -> str:
+        lines = [f"packed store {display_path(self.path)} ({self.seconds:.1f} s)"]
+        for split, n in self.written.items():
+            line = f"  {split}: {n} images"
+            if self.skipped.get(split):
+                line += f", {len(self.skipped[split])} bad images skipped"
+            if self.ignored.get(split):
+                line += f", {self.ignored[split]} non-image files ignored"
+            lines.append(line)
+        for split, msgs in self.skipped.items():
+            lines += [f"  skipped: {m}" for m in msgs[:10]]
+            if len(msgs) > 10:
+                lines.append(f"  ... and {len(msgs) - 10} more in {split}")
+        return "\n".join(lines)
+
+
+def prepare_store(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    size: int = 256,
+    workers: int = 1,
+    skip_bad: bool = False,
+    stats: bool = True,
+    force: bool = False,
+    stats_images: int = 10_000,
+    progress: Progress | None = None,
+) -> PrepareReport:
+    """Pack ``src/train`` and ``src/val`` (or ``src/test``) into the store ``dst``.
+
+    A bad image stops with ``BadImageError`` naming it, or with ``skip_bad`` is left
+    out and listed in the report. ``force`` replaces an existing ``dst``.
+    """
+    t0 = time.perf_counter()
+    if size < 1:
+        raise UserError(f"--size must be >= 1, got {size}")
+    dst = Path(dst)
+    scans = {s: scan_split(find_split_dir(src, s)) for s in SPLITS}
+    classes = scans["train"][1]
+    val_samples = _remap(scans["val"], classes)
+    if dst.exists() and not force:
+        raise UserError(f"{display_path(dst)} already exists (--force replaces it)")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{dst.name}.tmp-", dir=dst.parent))
+    report = PrepareReport(path=dst)
+    try:
+        splits = {}
+        for split, samples in (("train", scans["train"][0]), ("val", val_samples)):
+            labels, bad = _pack_split(
+                samples,
+                tmp / f"{split}.u8",
+                size,
+                workers,
+                skip_bad,
+                lambda d, n, s=split: progress and progress(s, d, n),
+            )
+            np.save(tmp / f"{split}_labels.npy", labels)
+            report.written[split], report.skipped[split] = len(labels), bad
+            report.ignored[split] = scans[split][2].ignored
+            splits[split] = {
+                "count": len(labels),
+                "images": f"{split}.u8",
+                "labels": f"{split}_labels.npy",
+                "skipped": len(bad),
+                "ignored": report.ignored[split],
+            }
+        if stats and splits["train"]["count"]:
+            report.stats = _store_stats(
+                tmp / "train.u8",
+                splits["train"]["count"],
+                size,
+                stats_images,
+                display_path(Path(src).resolve()),
+            )
+            report.stats.save(tmp)
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "size": size,
+            "layout": "NCHW uint8",
+            "classes": classes,
+            "splits": splits,
+            "source": display_path(Path(src).resolve()),
+            "complete": True,
+        }
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        _swap_into_place(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _remap(scan: tuple[list, list[str], ScanReport], classes: list[str]) -> list[tuple[str, int]]:
+    """The val split's samples labelled by the train split's class indices."""
+    samples, val_classes, _ = scan
+    unknown = sorted(set(val_classes) - set(classes))
+    if unknown:
+        raise UserError(f"val classes not in train: {', '.join(unknown[:10])}")
+    index = {c: i for i, c in enumerate(classes)}
+    return [(p, index[val_classes[t]]) for p, t in samples]
+
+
+def _pack_split(samples, out: Path, size: int, workers: int, skip_bad: bool, progress):
+    """Fill ``out`` with the samples' pixels -> (labels of the kept images, bad messages)."""
+    n, per_image = len(samples), 3 * size * size
+    with open(out, "wb") as f:
+        f.truncate(n * per_image)
+    paths = [p for p, _ in samples]
+    jobs = [(str(out), n, size, i, paths[i : i + CHUNK]) for i in range(0, n, CHUNK)]
+    bad: dict[int, str] = {}
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
+    try:
+        results = pool.map(_pack_chunk, jobs) if pool else map(_pack_chunk, jobs)
+        done = 0
+        for (_, _, _, start, chunk), errors in zip(jobs, results, strict=True):
+            for i, message in errors:
+                if not skip_bad:
+                    raise BadImageError(f"{message} (--skip-bad leaves such files out)")
+                bad[i] = message
+            done = start + len(chunk)
+            if progress:
+                progress(done, n)
+    finally:
+        if pool:
+            pool.shutdown(wait=True, cancel_futures=True)
+    keep = [i for i in range(n) if i not in bad]
+    if bad:
+        _compact(out, n, per_image, keep)
+    labels = np.asarray([samples[i][1] for i in keep], dtype=np.int64)
+    return labels, [bad[i] for i in sorted(bad)]
+
+
+def _pack_chunk(job: tuple[str, int, int, int, list[str]]) -> list[tuple[int, str]]:
+    """Worker: decode, rescale and write images ``start..`` -> [(index, error message)]."""
+    out, n, size, start, paths = job
+    images = np.memmap(out, dtype=np.uint8, mode="r+", shape=(n, 3, size, size))
+    errors = []
+    for i, path in enumerate(paths, start):
+        try:
+            img = resize_center_crop(load_image(path, draft_size=size), size)
+        except BadImageError as e:
+            errors.append((i, str(e)))
+            continue
+        images[i] = np.asarray(img).transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S)
+    images.flush()
+    return errors
+
+
+def _compact(out: Path, n: int, per_image: int, keep: list[int]) -> None:
+    """Move the kept images down over the holes left by bad ones; shorten the file."""
+    images = np.memmap(out, dtype=np.uint8, mode="r+", shape=(n, per_image))
+    for new, old in enumerate(keep):
+        if new != old:
+            images[new] = images[old]
+    images.flush()
+    del images
+    with open(out, "r+b") as f:
+        f.truncate(len(keep) * per_image)
+
+
+def _store_stats(path: Path, count: int, size: int, max_images: int, source: str) -> DatasetStats:
+    images = np.memmap(path, dtype=np.uint8, mode="c", shape=(count, 3, size, size))
+    items = _ArrayItems(images)
+    stats = compute_stats(items, max_images=max_images, size=size)
+    stats.source = source
+    return stats
+
+
+class _ArrayItems:
+    """(N, 3, S, S) uint8 array -> items ``(uint8 tensor, 0)`` for ``compute_stats``."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return torch.from_numpy(self.images[i]), 0
+
+
+def _swap_into_place(tmp: Path, dst: Path) -> None:
+    if not dst.exists():
+        os.rename(tmp, dst)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f"{dst.name}.old-", dir=dst.parent))
+    os.rename(dst, old / "store")
+    os.rename(tmp, dst)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,85 @@
+"""compute_stats recovers a known RGB covariance and mean; DatasetStats round-trips through
+dict and files; load_stats / resolve_stats find, compute and cache them."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from alexnet.data import IMAGENET_STATS, DatasetStats, compute_stats, load_stats, resolve_stats
+
+
+def gaussian_images(n: int, size: int, mean: np.ndarray, cov: np.ndarray, seed: int = 0):
+    """Items (PIL image, 0) whose pixels are iid N(mean, cov) on the 0-1 scale."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for _ in range(n):
+        x = rng.multivariate_normal(mean, cov, size=(size, size))  # (S, S, 3)
+        items.append((Image.fromarray(np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)), 0))
+    return items
+
+
+def test_recovers_a_known_covariance():
+    a = np.array([[0.12, 0.0, 0.0], [0.06, 0.05, 0.0], [0.03, -0.02, 0.02]])
+    cov = a @ a.T  # correlated channels, eigenvalues spread over two decades
+    mean = np.array([0.5, 0.45, 0.4])
+    stats = compute_stats(gaussian_images(12, 64, mean, cov), size=64)
+    v, w = np.array(stats.eigvec), np.array(stats.eigval)
+    np.testing.assert_allclose(v @ np.diag(w) @ v.T, cov, atol=4e-4)  # + 1/12 quantisation
+    np.testing.assert_allclose(v.T @ v, np.eye(3), atol=1e-9)  # orthonormal columns
+    assert w[0] >= w[1] >= w[2] > 0
+    true_w, true_v = np.linalg.eigh(cov)
+    np.testing.assert_allclose(w, true_w[::-1], rtol=0.03, atol=3e-5)
+    assert abs(abs(v[:, 0] @ true_v[:, -1]) - 1) < 1e-3  # first principal axis
+    np.testing.assert_allclose(stats.mean, mean, atol=2e-3)
+    np.testing.assert_allclose(stats.std, np.sqrt(np.diag(cov)), rtol=0.02)
+    assert stats.mean_image.shape == (3, 64, 64) and stats.num_images == 12
+
+
+def test_max_images_takes_a_seeded_subset():
+    items = gaussian_images(6, 8, np.full(3, 0.5), np.eye(3) * 0.01)
+    a = compute_stats(items, max_images=3, size=8, seed=1)
+    b = compute_stats(items, max_images=3, size=8, seed=1)
+    assert a.num_images == 3 and a.to_dict() == b.to_dict()
+
+
+def test_dict_and_file_round_trip(tmp_path):
+    img = np.random.default_rng(0).random((3, 4, 4)).astype(np.float32)
+    stats = DatasetStats((0.1, 0.2, 0.3), (1, 2, 3), (3, 2, 1), np.eye(3).tolist(), img, 5, "x")
+    back = DatasetStats.from_dict(stats.to_dict(), img)
+    assert back.to_dict() == stats.to_dict()
+    stats.save(tmp_path)
+    loaded = DatasetStats.load(tmp_path)
+    assert loaded.to_dict() == stats.to_dict() and np.array_equal(loaded.mean_image, img)
+    assert DatasetStats.load(tmp_path / "nothing") is None
+
+
+def test_imagenet_defaults_are_documented_values():
+    assert IMAGENET_STATS.eigval == (0.2175, 0.0188, 0.0045)
+    assert IMAGENET_STATS.mean == (0.485, 0.456, 0.406)
+    assert IMAGENET_STATS.std == (0.229, 0.224, 0.225)
+    assert IMAGENET_STATS.mean_image is None
+
+
+def test_resolve_computes_caches_and_loads(make_tree, monkeypatch, tmp_path):
+    monkeypatch.setenv("ALEXNET_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_tree()
+    assert load_stats(root) is None
+    assert resolve_stats(root, compute=False) is IMAGENET_STATS
+    stats = resolve_stats(root)
+    assert (root / "stats.json").is_file() and (root / "mean_image.npy").is_file()
+    assert load_stats(root).to_dict() == stats.to_dict()
+
+
+def test_archive_source_caches_in_the_cache_folder(make_tree, monkeypatch, tmp_path):
+    """A tarball (like ../shared/data/cifar10-jpeg.tar.gz) cannot hold stats.json."""
+    import tarfile
+
+    monkeypatch.setenv("ALEXNET_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_tree(name="mini")
+    with tarfile.open(tmp_path / "mini.tar", "w") as tar:
+        tar.add(root, arcname="mini")
+    stats = resolve_stats(tmp_path / "mini.tar")
+    assert stats.num_images == 7
+    assert len(list((tmp_path / "cache" / "stats").glob("*/stats.json"))) == 1
+    assert load_stats(tmp_path / "mini.tar").to_dict() == stats.to_dict()
