@@ -24,6 +24,8 @@ SUBCOMMANDS = [
     "train",
     "evaluate",
     "predict",
+    "demo_data",
+    "prepare",
 ]
 
 
