@@ -26,6 +26,8 @@ SUBCOMMANDS = [
     "predict",
     "demo_data",
     "prepare",
+    "visualize",
+    "report",
 ]
 
 
