@@ -74,6 +74,18 @@ def test_lighting_is_one_offset_per_image_and_seeded():
     assert not torch.allclose(per_image[0], per_image[1])
 
 
+def test_gather_path_for_accelerators_equals_the_loop():
+    from alexnet.data.batch import _crop_flip
+
+    g = torch.Generator().manual_seed(0)
+    batch = torch.randint(0, 256, (6, 3, 40, 40), generator=g, dtype=torch.uint8)
+    top, left = torch.randint(0, 9, (6,), generator=g), torch.randint(0, 9, (6,), generator=g)
+    flip = torch.tensor([True, False, True, True, False, False])
+    loop = _crop_flip(batch, top, left, flip, 32, gather=False)
+    assert torch.equal(_crop_flip(batch, top, left, flip, 32, gather=True), loop)
+    assert torch.equal(loop[0], batch[0, :, top[0] : top[0] + 32, left[0] : left[0] + 32].flip(-1))
+
+
 def test_rejects_float_batches():
     with pytest.raises(TypeError, match="uint8"):
         batch_augment(torch.zeros(2, 3, 256, 256))

@@ -131,6 +131,17 @@ def test_store_source_and_incomplete_store(make_tree, tmp_path):
         build_dataset(tmp_path / "store", "train")
 
 
+def test_demo_source(tmp_path, monkeypatch):
+    from alexnet.data import default_demo_root, make_demo_dataset
+
+    monkeypatch.setenv("ALEXNET_CACHE_DIR", str(tmp_path))
+    make_demo_dataset(tmp_path / "mine", train_per_class=1, val_per_class=1, size=32)
+    ds = build_dataset(f"demo:{tmp_path / 'mine'}", "val")
+    assert len(ds) == 10 and ds.classes[0] == "checker"
+    make_demo_dataset(default_demo_root(), train_per_class=2, val_per_class=1, num_classes=3)
+    assert len(build_dataset("demo", "train")) == 6
+
+
 def test_torchvision_source_without_download(tmp_path):
     with pytest.raises(UserError, match=r"cifar10:.*--download"):
         build_dataset(f"cifar10:{tmp_path}", "train")

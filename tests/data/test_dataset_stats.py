@@ -52,6 +52,9 @@ def test_dict_and_file_round_trip(tmp_path):
     loaded = DatasetStats.load(tmp_path)
     assert loaded.to_dict() == stats.to_dict() and np.array_equal(loaded.mean_image, img)
     assert DatasetStats.load(tmp_path / "nothing") is None
+    inline = DatasetStats.from_dict(stats.to_dict(embed_mean_image=True))  # checkpoint form
+    assert np.array_equal(inline.mean_image, img)
+    assert "base64" not in stats.to_dict()["mean_image"]
 
 
 def test_imagenet_defaults_are_documented_values():

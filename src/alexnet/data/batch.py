@@ -47,31 +47,56 @@ def batch_augment(
     s, dev = input_size, batch.device
     stats = stats or IMAGENET_STATS
     norm = Normalizer(stats, normalize, r)
-    k, mean_image = norm.k.to(dev), norm.mean_image
+    k = norm.k.to(dev)[None]  # (1, 3, 1, 1)
+    mean_image = norm.mean_image.to(dev)[None] if norm.mean_image is not None else None
     if not train:
         c = (r - s) // 2
-        x = batch[:, :, c : c + s, c : c + s].float()
-        m = (
-            mean_image[:, c : c + s, c : c + s].to(dev)
-            if mean_image is not None
-            else norm.mean.to(dev)
-        )
-        return (x / 255.0 - m) * k
+        x = batch[:, :, c : c + s, c : c + s]
+        m = mean_image[:, :, c : c + s, c : c + s] if mean_image is not None else norm.mean[None]
+        return _normalise(x, m.to(dev), k)
 
     top = torch.randint(0, r - s + 1, (b,), device=dev, generator=generator)
     left = torch.randint(0, r - s + 1, (b,), device=dev, generator=generator)
     flip = torch.rand(b, device=dev, generator=generator) < 0.5
-    ar = torch.arange(s, device=dev)
-    rows = top[:, None] + ar  # (B, S)
-    cols = left[:, None] + torch.where(flip[:, None], s - 1 - ar, ar)  # (B, S), mirrored if flip
-    rr, cc = rows[:, None, :, None], cols[:, None, None, :]  # (B, 1, S, 1), (B, 1, 1, S)
-    ch = torch.arange(3, device=dev)[None, :, None, None]  # (1, 3, 1, 1)
-    x = batch[torch.arange(b, device=dev)[:, None, None, None], ch, rr, cc].float()  # (B,3,S,S)
-    # the same crop of the mean image (B, 3, S, S), or the channel means (1, 3, 1, 1)
-    m = mean_image.to(dev)[ch[0], rr, cc] if mean_image is not None else norm.mean.to(dev)[None]
+    x = _crop_flip(batch, top, left, flip, s)  # (B, 3, S, S) uint8
+    # the same crops of the mean image (B, 3, S, S), or the channel means (1, 3, 1, 1)
+    if mean_image is not None:
+        m = _crop_flip(mean_image.expand(b, -1, -1, -1), top, left, flip, s)
+    else:
+        m = norm.mean.to(dev)[None]
     if lighting > 0:
         pca = PCALighting(lighting, stats.eigval, stats.eigvec)
         alpha = torch.randn(b, 3, device=dev, generator=generator) * lighting  # (B, 3)
         light = (alpha * pca.eigval.to(dev)) @ pca.eigvec.to(dev).T  # (B, 3): eigvec @ (a*l)
         m = m - light[:, :, None, None]
-    return (x / 255.0 - m) * k
+    return _normalise(x, m, k)
+
+
+def _normalise(x: Tensor, m: Tensor, k: Tensor) -> Tensor:
+    """(x / 255 - m) * k with one float copy of x."""
+    return x.float().mul_(k / 255.0).sub_(m * k)
+
+
+def _crop_flip(
+    batch: Tensor, top: Tensor, left: Tensor, flip: Tensor, s: int, gather: bool | None = None
+) -> Tensor:
+    """Per-image SxS crops at (top, left), mirrored where ``flip``: (B, C, S, S).
+
+    ``gather`` None: on the CPU a loop of slice copies (about 20x faster than the
+    gather there); on an accelerator one gather kernel rather than B small copies.
+    """
+    b = batch.shape[0]
+    if gather is None:
+        gather = batch.device.type != "cpu"
+    if not gather:
+        out = torch.empty((b, batch.shape[1], s, s), dtype=batch.dtype)
+        for i, (t, l, f) in enumerate(zip(top.tolist(), left.tolist(), flip.tolist(), strict=True)):
+            crop = batch[i, :, t : t + s, l : l + s]
+            out[i] = crop.flip(-1) if f else crop
+        return out
+    ar = torch.arange(s, device=batch.device)
+    rows = (top[:, None] + ar)[:, None, :, None]  # (B, 1, S, 1)
+    cols = (left[:, None] + torch.where(flip[:, None], s - 1 - ar, ar))[:, None, None, :]
+    idx_b = torch.arange(b, device=batch.device)[:, None, None, None]
+    idx_c = torch.arange(batch.shape[1], device=batch.device)[None, :, None, None]
+    return batch[idx_b, idx_c, rows, cols]

@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 
 from alexnet.errors import UserError
 
-from ._paths import cache_dir
+from ._paths import default_demo_root
 from .images import display_path
 
 __all__ = ["DEMO_CLASSES", "DemoSpec", "default_demo_root", "draw_demo_image", "make_demo_dataset"]
@@ -61,11 +61,6 @@ class DemoSpec:
     num_classes: int = 10
     size: int = 256
     version: int = VERSION
-
-
-def default_demo_root(seed: int = 0) -> Path:
-    """Where ``alexnet train`` without ``--data`` keeps the demo data."""
-    return cache_dir() / f"demo-seed{seed}"
 
 
 def make_demo_dataset(

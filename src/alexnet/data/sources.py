@@ -7,6 +7,8 @@
 * a ``.tar``/``.tar.gz``/``.tgz`` of such a tree (e.g. ``../shared/data/cifar10-jpeg.tar.gz``),
   extracted once into ``$ALEXNET_CACHE_DIR/extracted/`` -> ``ImageFolderDataset``;
 * a packed store directory (has ``meta.json``) -> ``PackedDataset``;
+* ``demo`` or ``demo:DIR``: the demo dataset in the cache folder or DIR, generated there
+  with ``make_demo_dataset``'s defaults unless it holds one already -> ``ImageFolderDataset``;
 * ``cifar10:DIR``, ``imagenet:DIR`` (devkit layout, torchvision's ``ImageNet``),
   ``imagenette:DIR`` (``imagenette320:`` / ``imagenette160:`` for the smaller
   variants) -> torchvision's dataset wrapped in ``TorchvisionDataset``.
@@ -32,7 +34,7 @@ from torch.utils.data import Dataset
 
 from alexnet.errors import UserError
 
-from ._paths import cache_dir, split_source
+from ._paths import cache_dir, default_demo_root, split_source
 from .folder import ImageFolderDataset, find_split_dir
 from .images import display_path, load_image, to_rgb
 from .store import PackedDataset, is_store
@@ -56,7 +58,14 @@ def build_dataset(
     if split not in SPLITS:
         raise UserError(f"split must be one of {SPLITS}, got {split!r}")
     prefix, text = split_source(source)
-    if prefix is not None:
+    if prefix == "demo":
+        from .demo import SPEC_FILE, make_demo_dataset
+
+        root = Path(text or default_demo_root())
+        if not (root / SPEC_FILE).is_file():  # a demo of any options is used as it is
+            make_demo_dataset(root)
+        text = os.fspath(root)
+    elif prefix is not None:
         return _torchvision(prefix, text, split, transform, skip_bad, download)
     path = Path(text)
     if not path.exists():

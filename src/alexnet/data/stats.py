@@ -13,6 +13,7 @@ next to an ImageFolder root, or, where that folder is read-only, in
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -55,16 +56,25 @@ class DatasetStats:
     num_images: int = 0
     source: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, embed_mean_image: bool = False) -> dict[str, Any]:
+        """JSON-ready values. The mean image is named by file, or with ``embed_mean_image``
+        carried inline (base64 float32, ~1 MB at 256x256: for checkpoints of "pixel" runs)."""
         d = {k: getattr(self, k) for k in ("mean", "std", "eigval", "eigvec", "num_images")}
         d = {k: np.asarray(v).tolist() for k, v in d.items()}
         d["source"] = self.source
         if self.mean_image is not None:
             d["mean_image"] = {"file": MEAN_IMAGE_FILE, "shape": list(self.mean_image.shape)}
+            if embed_mean_image:
+                raw = np.ascontiguousarray(self.mean_image, dtype="<f4").tobytes()
+                d["mean_image"]["base64"] = base64.b64encode(raw).decode("ascii")
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], mean_image: np.ndarray | None = None) -> DatasetStats:
+        inline = d.get("mean_image") or {}
+        if mean_image is None and "base64" in inline:
+            raw = base64.b64decode(inline["base64"])
+            mean_image = np.frombuffer(raw, dtype="<f4").reshape(inline["shape"]).astype(np.float32)
         return cls(
             mean=tuple(map(float, d["mean"])),
             std=tuple(map(float, d["std"])),
