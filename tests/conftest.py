@@ -26,3 +26,44 @@ def cifar10_tarball() -> Path:
     if not p.exists():
         pytest.skip(f"{p} is absent (a fresh machine has no ../shared)")
     return p
+
+
+def write_tiny_imagefolder(
+    root: Path, classes=("circle", "square", "stripes"), train=8, val=4, size=(48, 40), seed=0
+) -> Path:
+    """A small ImageFolder tree (root/train/<class>/*.png, root/val/...) of drawn shapes."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", train), ("val", val)):
+        for ci, name in enumerate(classes):
+            d = root / split / name
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                bg = tuple(int(v) for v in rng.integers(0, 256, 3))
+                fg = tuple(int(v) for v in rng.integers(0, 256, 3))
+                img = Image.new("RGB", size, bg)
+                draw = ImageDraw.Draw(img)
+                w, h = size
+                if ci % 3 == 0:
+                    draw.ellipse([w // 4, h // 4, 3 * w // 4, 3 * h // 4], fill=fg)
+                elif ci % 3 == 1:
+                    draw.rectangle([w // 4, h // 4, 3 * w // 4, 3 * h // 4], fill=fg)
+                else:
+                    for x in range(0, w, 6):
+                        draw.line([x, 0, x, h], fill=fg, width=2)
+                img.save(d / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """3 classes x (8 train, 4 val) PNGs; shared by tests that only read it."""
+    return write_tiny_imagefolder(tmp_path_factory.mktemp("tiny") / "data")
+
+
+@pytest.fixture
+def make_imagefolder():
+    """The tiny ImageFolder writer, for tests that need their own tree."""
+    return write_tiny_imagefolder

@@ -222,24 +222,26 @@ def load_model(
 
 
 def find_latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest complete checkpoint of a run (``--resume auto``), or None.
+    """The newest complete, resumable checkpoint of a run (``--resume auto``), or None.
 
-    Candidates are ``checkpoints/*.pt`` (never ``*.tmp-*`` partial writes); each is
-    opened to make sure it loads, newest step first.
+    Candidates are ``checkpoints/*.pt`` (never ``*.tmp-*`` partial writes) that hold
+    optimizer state (``best.pt`` is for evaluation and has none); ``last.pt`` first,
+    then the others newest first. Each is opened to make sure it loads.
     """
     d = Path(run_dir) / "checkpoints"
     if not d.is_dir():
         return None
-    found = []
-    for p in d.glob("*.pt"):
+    candidates = sorted(
+        d.glob("*.pt"), key=lambda p: (p.name == "last.pt", p.stat().st_mtime), reverse=True
+    )
+    for p in candidates:
         try:
             state = load_checkpoint(p)
         except UserError:
             continue
-        found.append((int(state.get("step", -1)), p.stat().st_mtime, p.name == "last.pt", p))
-    if not found:
-        return None
-    return max(found)[3]
+        if state.get("optimizer") is not None:
+            return p
+    return None
 
 
 # ---- random number generator states (all as weights_only-safe values) ----

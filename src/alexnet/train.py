@@ -52,8 +52,10 @@ from alexnet.runtime import (
 from alexnet.schedule import LRSchedule
 from alexnet.trainsetup import build_data, build_model, build_optimizer
 
-# Fault injection for the reliability suite: a NaN loss at this optimizer step.
+# Fault injection for the reliability suite (tests/faults): a NaN loss at optimizer
+# step K; the process signalling itself with SIG after step K ("SIG:K").
 _NAN_STEP_ENV = "ALEXNET_FAULT_NAN_AT_STEP"
+_SIGNAL_STEP_ENV = "ALEXNET_FAULT_SIGNAL_AT_STEP"
 
 
 class TrainingDiverged(UserError):
@@ -228,6 +230,7 @@ class Trainer:
         data.sampler.set_epoch(self.epoch, start=self.batch_in_epoch * cfg.batch_size)
         self.model.train()
         nan_step = int(os.environ.get(_NAN_STEP_ENV, "-1"))
+        sig, _, sig_step = os.environ.get(_SIGNAL_STEP_ENV, "0:-1").partition(":")
         bar = log.bar(
             total=data.steps_per_epoch,
             initial=self.batch_in_epoch,
@@ -241,6 +244,8 @@ class Trainer:
             loss, correct = self._step(images, target, inject_nan=self.step + 1 == nan_step)
             self.step += 1
             self.batch_in_epoch += 1
+            if self.step == int(sig_step):
+                os.kill(os.getpid(), int(sig))
             n = target.numel()
             p = self.partial
             p["loss"] += loss * n

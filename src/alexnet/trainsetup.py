@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,13 +31,11 @@ class DataBundle:
 
 
 def demo_root(spec: dict) -> Path:
-    """Where the generated demo dataset is cached ($ALEXNET_DEMO_DIR or ~/.cache/alexnet)."""
-    base = os.environ.get("ALEXNET_DEMO_DIR")
-    if base:
-        return Path(base)
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    """Where the demo dataset with these options is cached (under alexnet's cache dir)."""
+    from alexnet.data._paths import cache_dir
+
     tag = "-".join(f"{k}{v}" for k, v in sorted(spec.items())) or "default"
-    return cache / "alexnet" / f"demo-{tag}"
+    return cache_dir() / f"demo-{tag}"
 
 
 def resolve_source(cfg: TrainConfig, dist: DistInfo) -> str:
@@ -54,16 +51,16 @@ def resolve_source(cfg: TrainConfig, dist: DistInfo) -> str:
     return str(root)
 
 
-def dataset_stats(source: str, train_base, dist: DistInfo):
-    """Training-set statistics: cached, else computed (rank 0) and cached."""
-    from alexnet.data import compute_stats, load_stats
+def dataset_stats(source: str, dist: DistInfo):
+    """Training-set statistics: cached, else computed and cached by rank 0 (§4.1's PCA
+    and the mean), else ImageNet's documented values."""
+    from alexnet.data import resolve_stats
 
-    stats = load_stats(source)
-    if stats is None:
-        if dist.is_main:
-            compute_stats(source)
-        barrier()
-        stats = load_stats(source)
+    if dist.is_main:
+        stats = resolve_stats(source)
+    barrier()
+    if not dist.is_main:
+        stats = resolve_stats(source, compute=False)
     return stats
 
 
@@ -71,7 +68,7 @@ def build_data(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> DataBu
     from alexnet.data import SeededDataset, build_dataset, eval_transform, train_transform
 
     source = resolve_source(cfg, dist)
-    stats = dataset_stats(source, None, dist)
+    stats = dataset_stats(source, dist)
     common = {"resize": cfg.resize, "normalize": cfg.normalize}
     train_tf = train_transform(
         cfg.input_size, stats, lighting=cfg.lighting, color_jitter=cfg.color_jitter, **common
