@@ -1,4 +1,4 @@
-"""evaluate (centre, 10-crop, ensembles, --json) and predict (formats, bad files) on a trained run."""
+"""evaluate (centre, 10-crop, ensembles, --json) and predict (formats, bad files)."""
 
 from __future__ import annotations
 
