@@ -77,11 +77,12 @@ class DevToolsPipe:
                 return m["result"]
             self.events.append(m)
 
-    def wait_for(self, event: str) -> dict:
+    def wait_for(self, event: str, session: str) -> dict:
+        """The first ``event`` of tab ``session``, taken off the event list."""
         while True:
-            for m in self.events:
-                if m.get("method") == event:
-                    return m
+            for i, m in enumerate(self.events):
+                if m.get("method") == event and m.get("sessionId") == session:
+                    return self.events.pop(i)
             self.events.append(self._recv())
 
     def _recv(self, timeout: float = 60.0) -> dict:
@@ -105,7 +106,11 @@ class DevToolsPipe:
         self.call("Network.enable", session=sid)
         self.call("Page.enable", session=sid)
         self.call("Page.navigate", {"url": url}, session=sid)
-        self.wait_for("Page.loadEventFired")
+        here = {"expression": "location.href", "returnByValue": True}
+        while True:  # the blank tab's own load event may come first
+            self.wait_for("Page.loadEventFired", sid)
+            if self.call("Runtime.evaluate", here, session=sid)["result"]["value"] == url:
+                break
         args = {"expression": PROBE, "awaitPromise": True, "returnByValue": True}
         result = self.call("Runtime.evaluate", args, session=sid)["result"]["value"]
         urls = [

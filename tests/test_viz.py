@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -214,3 +217,19 @@ def test_pick_indices_and_display_transform():
     x = DisplayTransform(227)(img)
     assert x.shape == (3, 227, 227) and x.min() >= 0 and x.max() <= 1
     assert torch.allclose(x[0], torch.ones(227, 227), atol=0.01)
+
+
+def test_figures_need_no_display_or_pyplot(tmp_path):
+    """An interactive MPLBACKEND and no DISPLAY: the plots still write PNGs, never via pyplot."""
+    code = (
+        "import sys, torch, alexnet\n"
+        "from alexnet.viz import plot_curves, plot_filters\n"
+        f"plot_curves([], {str(tmp_path / 'c.png')!r})\n"
+        f"plot_filters(alexnet.create_model('alexnet_owt', num_classes=2), "
+        f"{str(tmp_path / 'f.png')!r})\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["MPLBACKEND"] = "TkAgg"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    assert (tmp_path / "c.png").exists() and (tmp_path / "f.png").exists()

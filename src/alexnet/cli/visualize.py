@@ -1,13 +1,7 @@
-"""The paper's figures from a checkpoint: Figure 3 (conv1 kernels) and Figure 4
-(top-5 predictions, nearest training images in fc7 space).
-
-  alexnet visualize filters CKPT --out filters.png
-  alexnet visualize predictions CKPT --data DIR --out predictions.png
-  alexnet visualize neighbors CKPT --data DIR --out neighbors.png
-
-DIR is anything ``alexnet train --data`` takes (an ImageFolder root with
-train/ and val/, a packed store, an archive, cifar10:DIR, ...). All figures are
-drawn headless (no display needed).
+"""Draw the paper's figures from a checkpoint: Figure 3 with "filters" (conv1's kernels,
+tower by tower, with a colour-specificity score) and Figure 4 with "predictions" (images
+and their top-5 bars) and "neighbors" (images and the training images nearest in fc7
+space). --data takes anything `alexnet train --data` does. Figures are drawn headless.
 """
 
 from __future__ import annotations
@@ -47,12 +41,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "weights. The paper saw tower A colour-agnostic and tower B colour-specific.",
     )
     _common(f, "filters.png", data=False)
-    pr = sub.add_parser("predictions", help="images with their top-5 bars (Figure 4, left)")
+    pr = sub.add_parser(
+        "predictions",
+        help="images with their top-5 bars (Figure 4, left)",
+        description="Validation images, each above its five most probable labels; the "
+        "correct label's bar is red when it is among them.",
+    )
     _common(pr, "predictions.png", data=True)
     pr.add_argument("--count", type=int, default=8, help="validation images to show (8)")
     nb = sub.add_parser(
         "neighbors",
         help="query images and the training images nearest in fc7 (Figure 4, right)",
+        description="Validation images (first column) and the training images whose fc7 "
+        "vectors (4096-d, last hidden layer) are closest in Euclidean distance (§6.1).",
     )
     _common(nb, "neighbors.png", data=True)
     nb.add_argument("--queries", type=int, default=5, help="validation images to query (5)")
