@@ -123,3 +123,16 @@ def test_report_command(demo, tmp_path, capsys):
     assert 'id="metrics"' in out.read_text()
     assert main(["report", str(tmp_path / "none")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_checkpoint_without_class_names_takes_the_datas(demo, tmp_path, capsys):
+    from alexnet.checkpoint import load_checkpoint, save_checkpoint
+
+    data, _, owt, _ = demo
+    state = load_checkpoint(owt)
+    state["classes"] = []  # e.g. imported weights: only the number of outputs is known
+    unnamed = save_checkpoint(state, tmp_path / "unnamed.pt")
+    out = tmp_path / "p.png"
+    args = ["visualize", "predictions", str(unnamed), "--data", str(data), "--out", str(out)]
+    assert main([*args, "--device", "cpu", "--count", "2"]) == 0
+    assert out.exists()

@@ -25,13 +25,25 @@ from .samples import DisplayTransform, TransformedSubset, open_split, pick_indic
 
 def _open_checked(setup, source: str | os.PathLike, split: str) -> Dataset:
     ds = open_split(source, split)
-    classes = list(getattr(ds, "classes", []))
-    if classes and classes != list(setup.classes):
+    classes, own = list(getattr(ds, "classes", [])), list(setup.classes)
+    unnamed = own == [str(i) for i in range(len(own))]  # a checkpoint without class names
+    if classes and classes != own and not (unnamed and len(classes) == len(own)):
         raise UserError(
             f"{source} ({split}) has {len(classes)} classes {classes[:3]}..., the checkpoint "
             f"{len(setup.classes)} {list(setup.classes)[:3]}...; use the data it was trained on"
         )
     return ds
+
+
+def _names(setup, ds: Dataset) -> list[str]:
+    """Labels to print: the checkpoint's (ImageNet ids made readable), or the data's
+    when the checkpoint carries only numbers."""
+    from alexnet.inference import display_names
+
+    own = list(setup.classes)
+    if own == [str(i) for i in range(len(own))] and len(getattr(ds, "classes", [])) == len(own):
+        return list(ds.classes)
+    return display_names(own)
 
 
 def _transforms(setup):
@@ -74,12 +86,10 @@ def sample_predictions(
     num_workers: int = 0,
 ) -> tuple[Figure, list[TopK]]:
     """``count`` validation images with their top-``k`` bars (Figure 4, left)."""
-    from alexnet.inference import display_names
-
     ds = _open_checked(setup, source, split)
     indices = pick_indices(len(ds), count, seed)
     probs = _probs(setup, ds, indices, batch_size, num_workers)
-    rows = top_k_rows(probs, targets_of(ds, indices), display_names(setup.classes), k)
+    rows = top_k_rows(probs, targets_of(ds, indices), _names(setup, ds), k)
     images = TransformedSubset(ds, indices, _transforms(setup)[1]).images()
     return plot_predictions(images, rows, out_path), rows
 
@@ -112,7 +122,6 @@ def nearest_training_images(
     evenly spaced subset searched here, since every image costs a forward pass.
     """
     from alexnet.features import features, nearest_neighbors
-    from alexnet.inference import display_names
 
     query_ds = _open_checked(setup, source, query_split)
     train_ds = _open_checked(setup, source, "train")
@@ -125,7 +134,7 @@ def nearest_training_images(
     t_feats = features(model, TransformedSubset(train_ds, t_idx, model_tf), **kw)  # (M, 4096)
     dist, nn_pos = nearest_neighbors(q_feats, t_feats, k)  # positions into t_idx
     nn_idx = torch.tensor([[t_idx[j] for j in row] for row in nn_pos.tolist()]).long()
-    names = display_names(setup.classes)
+    names = _names(setup, query_ds)
     rows = nn_idx.tolist()
     neighbor_images = [TransformedSubset(train_ds, row, display_tf).images() for row in rows]
     fig = plot_neighbors(
@@ -150,11 +159,9 @@ def confusion_on(
     num_workers: int = 0,
 ) -> tuple[Figure, Tensor]:
     """Confusion matrix on up to ``max_images`` evenly spaced images of ``split``."""
-    from alexnet.inference import display_names
-
     ds = _open_checked(setup, source, split)
     indices = pick_indices(len(ds), max_images)
     probs = _probs(setup, ds, indices, batch_size, num_workers)
     targets = torch.tensor(targets_of(ds, indices))
     matrix = confusion_matrix(probs.argmax(1), targets, probs.shape[1])
-    return plot_confusion(matrix, display_names(setup.classes), out_path), matrix
+    return plot_confusion(matrix, _names(setup, ds), out_path), matrix
