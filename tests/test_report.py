@@ -160,3 +160,33 @@ def test_report_refuses_a_directory_that_is_not_a_run(tmp_path):
         write_report(tmp_path / "nope")
     with pytest.raises(UserError, match="not a run directory"):
         write_report(tmp_path)
+
+
+@pytest.mark.slow
+def test_train_writes_curves_and_a_complete_report(tmp_path):
+    """``alexnet train`` draws plots/curves.png and report.html with every section."""
+    from alexnet.config import TrainConfig
+    from alexnet.train import train
+
+    data, _ = _helpers().make_demo(tmp_path / "demo")
+    cfg = TrainConfig(
+        data=str(data),
+        out=str(tmp_path / "run"),
+        model="alexnet_owt",
+        epochs=1,
+        batch_size=4,
+        lr=0.001,
+        workers=0,
+        quiet=True,
+        device="cpu",
+        amp="off",
+        channels_last="off",
+        seed=0,
+    )
+    train(cfg)
+    run = tmp_path / "run"
+    assert (run / "plots" / "curves.png").stat().st_size > 0
+    text = (run / "report.html").read_text(encoding="utf-8")
+    p = _parse(text)
+    assert "Section skipped" not in text and len(p.imgs) == 4
+    assert p.rows[1][:2] == ["best", "1"]
