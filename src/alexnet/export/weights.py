@@ -1,0 +1,114 @@
+"""safetensors weights with a JSON sidecar: a checkpoint that cannot run code.
+
+``model.safetensors`` holds the state dict, ``model.json`` the rest (format,
+model name and options, class names, preprocessing). Loading checks the 8-byte
+header length against the file size before safetensors parses anything, and
+needs the sidecar; every failure is a one-line UserError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+from torch import nn
+
+from alexnet.checkpoint import LoadedModel, model_from_state
+from alexnet.errors import UserError
+
+from ._common import SIDECAR_FORMAT, SIDECAR_VERSION, as_loaded, describe
+
+
+def sidecar_path(weights: str | os.PathLike) -> Path:
+    """``model.safetensors`` -> ``model.json``."""
+    return Path(weights).with_suffix(".json")
+
+
+def export_safetensors(
+    model: LoadedModel | nn.Module | str | os.PathLike, out: str | os.PathLike
+) -> tuple[Path, Path]:
+    """Write the weights to ``out`` (``.safetensors``) and the sidecar ``<name>.json``, each
+    through a temporary file and a rename. Returns (weights path, sidecar path)."""
+    from safetensors.torch import save_file
+
+    loaded = as_loaded(model)
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise UserError(f"{out}: the weights file must end in .safetensors")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in loaded.model.state_dict().items()}
+    side = sidecar_path(out)
+    tmp_w, tmp_s = (p.with_name(f"{p.name}.tmp-{os.getpid()}") for p in (out, side))
+    try:
+        save_file(tensors, str(tmp_w), metadata={"format": SIDECAR_FORMAT})
+        tmp_s.write_text(json.dumps(describe(loaded, out.name), indent=2) + "\n")
+        os.replace(tmp_w, out)
+        os.replace(tmp_s, side)
+    finally:
+        tmp_w.unlink(missing_ok=True)
+        tmp_s.unlink(missing_ok=True)
+    return out, side
+
+
+def _check_header(path: Path) -> None:
+    """A safetensors file starts with a little-endian u64 header length N: 8 + N <= size."""
+    size = path.stat().st_size
+    if size < 8:
+        raise UserError(f"{path} is not a safetensors file ({size} bytes, no header)")
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+    if 8 + n > size:
+        raise UserError(
+            f"{path}: header length {n} bytes is larger than the file ({size} bytes); "
+            "it is truncated or not a safetensors file"
+        )
+
+
+def _read_sidecar(path: Path) -> dict:
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise UserError(
+            f"{path}: its sidecar {side.name} is missing (it names the model, classes and "
+            "preprocessing); re-create both with `alexnet export CKPT --format safetensors`"
+        )
+    try:
+        meta = json.loads(side.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{side} is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
+        raise UserError(f'{side} is not an alexnet sidecar (no "format": "{SIDECAR_FORMAT}")')
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > SIDECAR_VERSION:
+        raise UserError(
+            f"{side} has format_version {version!r}; this alexnet reads 1..{SIDECAR_VERSION}"
+        )
+    if not isinstance(meta.get("model_name"), str):
+        raise UserError(f"{side} names no model_name")
+    return meta
+
+
+def load_safetensors_model(path: str | os.PathLike) -> LoadedModel:
+    """Rebuild a model from ``.safetensors`` weights and their JSON sidecar (no code runs)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+    _check_header(path)
+    meta = _read_sidecar(path)
+    try:
+        weights = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} is corrupt ({msg[:160]})") from None
+    state = {
+        "model": weights,
+        "model_name": meta["model_name"],
+        "model_kwargs": meta.get("model_kwargs") or {},
+        "classes": meta.get("classes") or [],
+        "preprocessing": meta.get("preprocessing") or {},
+    }
+    return model_from_state(state, str(path))
