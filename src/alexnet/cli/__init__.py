@@ -28,6 +28,9 @@ SUBCOMMANDS = [
     "prepare",
     "visualize",
     "report",
+    "export",
+    "import_torchvision",
+    "reproduce",
 ]
 
 

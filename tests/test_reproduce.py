@@ -1,0 +1,132 @@
+"""reproduce relu-vs-tanh (Figure 1) on a tiny synthetic CIFAR-like set."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+import torch
+from PIL import Image
+
+from alexnet.cli import main
+from alexnet.errors import UserError
+from alexnet.reproduce.cifar import load_cifar_split
+from alexnet.reproduce.config import Figure1Config
+from alexnet.reproduce.relu_vs_tanh import Figure1Net, Run, run_relu_vs_tanh
+
+CLASSES = ["ant", "bee", "cow"]
+
+
+def _jpeg(img: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img.permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def _write_images(root, per_class: int = 12):
+    """32x32 JPEGs whose colour says the class (learnable in a few steps)."""
+    g = torch.Generator().manual_seed(0)
+    for c, name in enumerate(CLASSES):
+        d = root / "cifar10" / "train" / name
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            img = torch.randint(0, 60, (3, 32, 32), generator=g, dtype=torch.uint8)
+            img[c] += 180
+            (d / f"{i:04d}.jpg").write_bytes(_jpeg(img))
+    test = root / "cifar10" / "test" / CLASSES[0]
+    test.mkdir(parents=True)
+    (test / "0000.jpg").write_bytes((d / "0000.jpg").read_bytes())
+
+
+@pytest.fixture(scope="module")
+def tiny_cifar(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar")
+    _write_images(root)
+    tarball = root / "tiny-cifar.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tf:
+        tf.add(root / "cifar10", arcname="cifar10")
+    return root, tarball
+
+
+def test_loads_tarball_and_folder_alike(tiny_cifar):
+    root, tarball = tiny_cifar
+    a, b = load_cifar_split(tarball), load_cifar_split(root)
+    assert a.images.shape == (36, 3, 32, 32) and a.images.dtype == torch.uint8
+    assert a.classes == b.classes == CLASSES
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert a.labels.tolist() == [0] * 12 + [1] * 12 + [2] * 12  # test/ images left out
+
+
+def test_rejects_non_cifar_sizes(tmp_path):
+    d = tmp_path / "train" / "x"
+    d.mkdir(parents=True)
+    img = torch.zeros(3, 64, 64, dtype=torch.uint8)
+    (d / "a.jpg").write_bytes(_jpeg(img))
+    with pytest.raises(UserError, match="32x32"):
+        load_cifar_split(tmp_path)
+
+
+def test_network_is_four_weight_layers():
+    net = Figure1Net("tanh")
+    weights = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(weights) == 4
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert any(isinstance(m, torch.nn.Tanh) for m in net.modules())
+
+
+def test_epochs_to_target_interpolates():
+    run = Run("relu", 0.1, epoch_errors=[0.6, 0.3, 0.2])
+    assert run.epochs_to(0.25) == pytest.approx(2.5)  # 0.3 at epoch 2, 0.2 at epoch 3
+    assert run.epochs_to(0.1) is None
+    # epoch 0 counts as chance (90% error): 0.9 -> 0.0 during epoch 1 crosses 25% at 0.72
+    assert Run("relu", 0.1, epoch_errors=[0.0]).epochs_to(0.25) == pytest.approx(0.65 / 0.9)
+
+
+def test_reproduce_writes_figure_and_result(tiny_cifar, tmp_path, capsys):
+    _, tarball = tiny_cifar
+    out = tmp_path / "fig1"
+    args = ["reproduce", "relu-vs-tanh", "--data", str(tarball), "--out", str(out)]
+    args += ["--budget-minutes", "5", "--max-epochs", "4", "--batch-size", "8", "--threads", "1"]
+    assert main(args) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert (out / "figure1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(result["runs"]) == {"relu", "tanh"}
+    for unit in ("relu", "tanh"):
+        run = result["runs"][unit]
+        assert 1 <= len(run["epoch_errors"]) <= 4
+        assert run["stopped"] in {"target", "max_epochs", "budget"}
+    assert isinstance(result["budget_hit"], bool) and result["wall_seconds"] > 0
+    assert result["config"]["batch_size"] == 8 and result["train_images"] == 36
+    assert "tanh/ReLU" in capsys.readouterr().out or result["factor"] is None
+
+
+def test_sweep_picks_a_listed_rate(tiny_cifar, tmp_path):
+    root, _ = tiny_cifar
+    cfg = Figure1Config(
+        data=str(root),
+        out=str(tmp_path),
+        budget_minutes=5,
+        max_epochs=2,
+        threads=1,
+        batch_size=8,
+        sweep=True,
+        sweep_lrs=(0.001, 0.01),
+        sweep_epochs=1.0,
+    )
+    result = run_relu_vs_tanh(cfg, log=lambda s: None)
+    assert set(result["sweep"]) == {"relu", "tanh"}
+    for unit in ("relu", "tanh"):
+        assert result["runs"][unit]["lr"] in (0.001, 0.01)
+
+
+def test_bad_options_are_one_line_errors(tiny_cifar, tmp_path, capsys):
+    _, tarball = tiny_cifar
+    args = ["reproduce", "relu-vs-tanh", "--data", str(tarball), "--out", str(tmp_path)]
+    assert main([*args, "--target-error", "1.5", "--batch-size", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "target_error" in err and "batch_size" in err and err.count("\n") == 1
+    missing = ["reproduce", "relu-vs-tanh", "--data", str(tmp_path / "no"), "--out", str(tmp_path)]
+    assert main(missing) == 1
+    assert "does not exist" in capsys.readouterr().err
