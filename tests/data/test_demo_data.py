@@ -97,3 +97,46 @@ def test_mean_colour_does_not_give_the_class_away():
     # and the object's colour is unrelated to the class: per-class mean colours all agree
     per_class = np.stack([xtr[ytr == c].mean(0) for c in range(10)])
     assert np.abs(per_class - xtr.mean(0)).max() < 0.1  # 3.5 standard errors of 50 images
+
+
+@pytest.mark.slow
+def test_a_small_convnet_learns_the_shapes():
+    """Evidence that the classes are learnable from local shape: a 3-layer convnet on 64x64
+    versions reaches >= 80% validation accuracy in 12 epochs (96% seen in 15), where the
+    mean colour stays at chance."""
+    from PIL import Image
+
+    def data(split: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for c, name in enumerate(DEMO_CLASSES):
+            for i in range(n):
+                img = draw_demo_image(name, np.random.default_rng([0, split, c, i]), 256)
+                xs.append(np.asarray(img.resize((72, 72), Image.BILINEAR)).transpose(2, 0, 1))
+                ys.append(c)
+        return torch.tensor(np.stack(xs)).float() / 255 - 0.5, torch.tensor(ys)
+
+    torch.manual_seed(0)
+    xtr, ytr = data(0, 100)
+    xva, yva = data(1, 30)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 5, 2, 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3, 1, 1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(64, 64, 3, 1, 1), torch.nn.ReLU(), torch.nn.AdaptiveMaxPool2d(1),
+        torch.nn.Flatten(), torch.nn.Linear(64, 10),
+    )  # fmt: skip
+    opt = torch.optim.Adam(net.parameters(), 2e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(12):
+        perm = torch.randperm(len(xtr), generator=g)
+        for s in range(0, len(xtr), 50):
+            idx = perm[s : s + 50]
+            i, j = torch.randint(0, 9, (2,), generator=g).tolist()
+            x = xtr[idx][:, :, i : i + 64, j : j + 64]
+            x = x.flip(-1) if torch.rand((), generator=g) < 0.5 else x
+            loss = torch.nn.functional.cross_entropy(net(x), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        acc = (net(xva[:, :, 4:68, 4:68]).argmax(1) == yva).float().mean().item()
+    assert acc >= 0.8

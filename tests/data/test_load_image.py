@@ -156,4 +156,7 @@ def test_missing_file_and_error_types(tmp_path):
     with pytest.raises(BadImageError, match="nope.png: no such file") as e:
         load_image(tmp_path / "nope.png")
     assert isinstance(e.value, UserError)
+    (tmp_path / "dir.jpg").mkdir()
+    with pytest.raises(BadImageError, match="dir.jpg: cannot read"):
+        load_image(tmp_path / "dir.jpg")
     assert type(e.value)(str(e.value)).args[0] == str(e.value)  # DataLoader re-raise form

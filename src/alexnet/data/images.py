@@ -118,6 +118,8 @@ def load_image(path: str | os.PathLike, *, draft_size: int | None = None) -> Ima
         ) from None
     except FileNotFoundError:
         raise BadImageError(f"{name}: no such file") from None
+    except (PermissionError, IsADirectoryError) as e:
+        raise BadImageError(f"{name}: cannot read ({e.strerror})") from None
     except Image.UnidentifiedImageError:
         size = _size_or_none(path)
         what = "empty file (0 bytes)" if size == 0 else "not an image Pillow can read"
