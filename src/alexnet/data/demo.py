@@ -49,7 +49,7 @@ DEMO_CLASSES = (
     "checker",
     "dots",
 )
-SPEC_FILE, VERSION = "demo_spec.json", 1
+SPEC_FILE, VERSION = "demo_spec.json", 2
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -126,22 +126,16 @@ def _two_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
             return (a, b) if rng.random() < 0.5 else (b, a)
 
 
-def _background(rng: np.random.Generator, colour: np.ndarray, size: int) -> np.ndarray:
-    """colour + smooth random blotches (a 6x6 grid upsampled) -> float32 (S, S, 3)."""
+def _background(rng: np.random.Generator, colour: np.ndarray, size: int) -> Image.Image:
+    """colour + smooth random blotches (a 6x6 grid, bicubic upsampling) -> RGB (S, S)."""
     amp = rng.uniform(0.03, 0.12)
-    grid = rng.normal(0.0, amp, (6, 6, 3)).astype(np.float32)
-    tex = np.stack(
-        [
-            np.asarray(Image.fromarray(grid[..., k], "F").resize((size, size), Image.BICUBIC))
-            for k in range(3)
-        ],
-        axis=-1,
-    )
-    return tex + colour.astype(np.float32)
+    grid = colour + rng.normal(0.0, amp, (6, 6, 3))
+    grid = np.clip(grid * 255 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(grid, "RGB").resize((size, size), Image.BICUBIC)
 
 
-def _mask(name: str, rng: np.random.Generator, size: int) -> np.ndarray:
-    """The object's coverage, float32 (S, S) in [0, 1] (2x supersampled edges)."""
+def _mask(name: str, rng: np.random.Generator, size: int) -> Image.Image:
+    """The object's coverage, an "L" image (S, S), 255 inside (2x supersampled edges)."""
     s2 = 2 * size
     cx, cy = rng.uniform(0.35, 0.65, 2) * s2
     r = rng.uniform(0.15, 0.27) * s2
@@ -185,9 +179,9 @@ def _mask(name: str, rng: np.random.Generator, size: int) -> np.ndarray:
             draw.ellipse((x - small, y - small, x + small, y + small), fill=255)
     else:  # patterned discs: hstripes, vstripes, checker
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
-    m = np.asarray(canvas.resize((size, size), Image.BOX), dtype=np.float32) / 255.0
+    m = canvas.resize((size, size), Image.BOX)
     if name in ("hstripes", "vstripes", "checker"):
-        m = m * _pattern(name, rng, size, r / 2)
+        m = Image.fromarray((np.asarray(m) * _pattern(name, rng, size, r / 2)).astype(np.uint8))
     return m
 
 
@@ -213,10 +207,15 @@ def _pattern(name: str, rng: np.random.Generator, size: int, r: float) -> np.nda
 def draw_demo_image(name: str, rng: np.random.Generator, size: int = 256) -> Image.Image:
     """One RGB image of class ``name`` from ``rng``."""
     bg, fg = _two_colours(rng)
-    img = _background(rng, bg, size)  # (S, S, 3)
-    m = _mask(name, rng, size)[..., None]  # (S, S, 1)
-    obj = fg.astype(np.float32) + rng.normal(0, 0.03, 3).astype(np.float32)  # slight tint
-    img = img * (1 - m) + obj * m
+    img = _background(rng, bg, size)
+    mask = _mask(name, rng, size)
+    tint = fg + rng.normal(0, 0.03, 3)
+    obj = Image.new("RGB", (size, size), tuple(np.clip(tint * 255 + 0.5, 0, 255).astype(int)))
+    img = Image.composite(obj, img, mask)
+    # pixel noise, triangular (sum of two uniform bytes), std sigma * 255: integer arithmetic
     sigma = rng.uniform(0.01, 0.06)
-    img = img + rng.standard_normal((size, size, 3), dtype=np.float32) * sigma
-    return Image.fromarray(np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8), "RGB")
+    u = np.frombuffer(rng.bytes(2 * size * size * 3), np.uint8).reshape(2, size, size, 3)
+    tri = u[0].astype(np.int16) + u[1] - 255  # std 104.5
+    noise = (tri * int(round(sigma * 255 / 104.5 * 256))) >> 8
+    out = np.clip(np.asarray(img, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "RGB")
