@@ -156,7 +156,9 @@ def build_model(
         prepare_model(model, device, channels_last)
     unwrapped = model
     if dist.enabled:
-        if any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        # SyncBatchNorm needs CUDA; on the CPU each rank normalises with its own batch
+        # statistics (DDP broadcasts rank 0's running statistics at every forward).
+        if device.type == "cuda" and any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             unwrapped = model
         model = nn.parallel.DistributedDataParallel(

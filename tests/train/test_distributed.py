@@ -1,0 +1,117 @@
+"""DDP on the CPU with gloo under torchrun: identical weights on every rank, exact evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+
+
+def torchrun(*args: str, nproc: int = 2, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        *args,
+    ]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
+@pytest.fixture(scope="module")
+def odd_data(tmp_path_factory):
+    """15 validation images: not divisible by 2 ranks (the padded-sampler trap)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("c", Path(__file__).parents[1] / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    return conftest.write_tiny_imagefolder(tmp_path_factory.mktemp("odd") / "data", train=4, val=5)
+
+
+@pytest.mark.parametrize("model", ["alexnet", "alexnet_bn"])
+def test_two_ranks_end_with_identical_weights(odd_data, tmp_path, model):
+    out = tmp_path / "run"
+    torchrun(str(WORKER), str(odd_data), str(out), model)
+    a = torch.load(out / "rank0.pt", weights_only=True)
+    b = torch.load(out / "rank1.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # rank 0 alone wrote the run directory, with these weights
+    ck = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert ck["step"] == 3
+    assert all(torch.equal(ck["model"][k], a[k]) for k in a)
+
+
+def test_two_process_evaluation_equals_single_process(odd_data, tmp_path):
+    from alexnet.config import TrainConfig
+    from alexnet.train import train
+
+    out = tmp_path / "run"
+    train(
+        TrainConfig(
+            data=str(odd_data),
+            out=str(out),
+            epochs=1,
+            batch_size=4,
+            lr=0.001,
+            workers=0,
+            quiet=True,
+            device="cpu",
+            amp="off",
+            channels_last="off",
+            seed=1,
+            model_kwargs={"init": "kaiming"},
+        )
+    )
+    ck = str(out / "checkpoints" / "last.pt")
+    single = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alexnet",
+            "evaluate",
+            ck,
+            "--data",
+            str(odd_data),
+            "--json",
+            "--workers",
+            "0",
+            "--batch-size",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    r = torchrun(
+        "-m",
+        "alexnet",
+        "evaluate",
+        ck,
+        "--data",
+        str(odd_data),
+        "--json",
+        "--workers",
+        "0",
+        "--batch-size",
+        "4",
+    )
+    one = json.loads(single.stdout)
+    two = json.loads(r.stdout.strip().splitlines()[-1])
+    assert one["images"] == two["images"] == 15
+    assert one == two
