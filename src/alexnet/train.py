@@ -196,13 +196,15 @@ class Trainer:
     # ---- the loop ----
     def run(self) -> dict:
         cfg, t_start = self.cfg, time.time()
-        log = _Logger(cfg.quiet or not self.dist.is_main)
+        log = _Logger(cfg.quiet, self.dist.is_main)
         log.line(
             f"training {cfg.model} on {self.data.source} ({len(self.data.classes)} classes, "
             f"{self.data.train_size} train / {self.data.val_size} val images) on "
             f"{self.device}, amp={self.amp}, channels_last={self.channels_last}, "
             f"world_size={self.dist.world_size}"
         )
+        if self.data.scan_summary():
+            log.line(self.data.scan_summary())
         with StopRequest() as stop:
             while self.epoch < cfg.epochs:
                 finished = self._train_epoch(stop, log)
@@ -213,6 +215,8 @@ class Trainer:
                 self._end_epoch(log, partial=not finished)
                 if not finished:
                     break
+        if self.data.skipped():
+            log.always(f"skipped {self.data.skipped()} unreadable image(s) (--skip-bad)")
         summary = summarize_run(self.records, time.time() - t_start)
         if self.dist.is_main:
             write_json_atomic(self.out / "summary.json", summary)
@@ -353,18 +357,20 @@ class Trainer:
 
 
 class _Logger:
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
+    """Rank 0 prints; ``quiet`` drops the progress bars but keeps a line per epoch."""
+
+    def __init__(self, quiet: bool, is_main: bool) -> None:
+        self.quiet, self.is_main = quiet, is_main
 
     def line(self, msg: str) -> None:
-        if not self.quiet:
+        if self.is_main:
             print(msg, file=sys.stderr, flush=True)
 
     def always(self, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     def bar(self, **kw):
-        if self.quiet:
+        if self.quiet or not self.is_main:
             return _NoBar()
         from tqdm import tqdm
 

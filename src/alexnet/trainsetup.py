@@ -28,6 +28,21 @@ class DataBundle:
     val_loader: DataLoader
     steps_per_epoch: int
     preprocessing: dict
+    datasets: tuple = ()  # (train, val) base datasets, for their scan and skip reports
+
+    def scan_summary(self) -> str:
+        """What the folder scans found besides images (non-image files, symlink loops)."""
+        parts = [
+            f"{name}: {ds.report.summary()}"
+            for name, ds in zip(("train", "val"), self.datasets, strict=False)
+            if getattr(ds, "report", None) is not None
+        ]
+        return "; ".join(parts)
+
+    def skipped(self) -> int:
+        """Unreadable images skipped so far in this process (--skip-bad; workers report
+        their own as warnings)."""
+        return sum(len(getattr(ds, "bad_files", ())) for ds in self.datasets)
 
 
 def demo_root(spec: dict) -> Path:
@@ -115,7 +130,9 @@ def build_data(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> DataBu
         "input_size": cfg.input_size,
         "resize": cfg.resize,
         "normalize": cfg.normalize,
-        "stats": stats.to_dict() if stats is not None else None,
+        "stats": (
+            stats.to_dict(embed_mean_image=cfg.normalize == "pixel") if stats is not None else None
+        ),
     }
     return DataBundle(
         source,
@@ -127,6 +144,7 @@ def build_data(cfg: TrainConfig, dist: DistInfo, device: torch.device) -> DataBu
         val_loader,
         steps,
         preprocessing,
+        (train_base, val_ds),
     )
 
 

@@ -67,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(e: UserError) -> str:
+    """The message; for an error re-raised by a DataLoader worker (its text carries the
+    worker's traceback), the original message from its last line."""
+    msg = str(e)
+    if "Original Traceback" in msg:
+        last = msg.strip().splitlines()[-1]
+        msg = last.split(": ", 1)[1] if ": " in last else last
+    return msg.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -79,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         if debug:
             traceback.print_exc()
-        print(f"alexnet: error: {e}", file=sys.stderr)
+        print(f"alexnet: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("alexnet: interrupted", file=sys.stderr)

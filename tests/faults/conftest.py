@@ -1,0 +1,81 @@
+"""Helpers for the fault-injection suite: real subprocesses of the `alexnet` CLI on real files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+# A small but real run: the paper's network at reduced width keeps each step fast.
+SMALL_MODEL = {"init": "kaiming"}
+
+
+def _run_cli(
+    *args: str, env: dict | None = None, timeout: int = 600, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """`python -m alexnet ARGS` in a subprocess; returns the completed process."""
+    e = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    e.pop("ALEXNET_DEBUG", None)
+    if env:
+        e.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "alexnet", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=e,
+        cwd=cwd,
+    )
+
+
+def _one_line_error(r: subprocess.CompletedProcess) -> str:
+    """Assert the process failed with a single `alexnet: error:` line and no traceback."""
+    assert r.returncode != 0, r.stdout
+    assert "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("alexnet: error:")]
+    assert len(errors) == 1, r.stderr
+    return errors[0]
+
+
+@pytest.fixture
+def small_config(tmp_path) -> Path:
+    """A --config file for short CPU runs (batch 4, lr 0.001, fp32, no channels_last)."""
+    return write_small_config(tmp_path / "small.yaml")
+
+
+@pytest.fixture(scope="module")
+def small_config_module(tmp_path_factory) -> Path:
+    return write_small_config(tmp_path_factory.mktemp("cfg") / "small.yaml")
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """`run_cli(*args, env=None)`: the CLI in a subprocess."""
+    return _run_cli
+
+
+@pytest.fixture(scope="session")
+def one_line_error():
+    """`one_line_error(completed)`: assert a one-line error and return it."""
+    return _one_line_error
+
+
+def write_small_config(path: Path, **over) -> Path:
+    cfg = {
+        "model_kwargs": SMALL_MODEL,
+        "batch_size": 4,
+        "lr": 0.001,
+        "epochs": 2,
+        "seed": 11,
+        "device": "cpu",
+        "amp": "off",
+        "channels_last": "off",
+        "quiet": True,
+        **over,
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path

@@ -1,0 +1,110 @@
+"""Checkpoint writes that die: SIGKILL mid-write and a full disk never cost the previous one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from alexnet.checkpoint import find_latest_checkpoint, load_checkpoint, save_checkpoint
+from alexnet.errors import UserError
+
+WRITER = textwrap.dedent("""
+    import sys, torch
+    from alexnet.checkpoint import save_checkpoint
+    path, i = sys.argv[1], 0
+    big = torch.randn(24_000_000)  # ~96 MB: each write takes a while
+    while True:
+        i += 1
+        save_checkpoint({"model": {"w": big}, "model_name": "alexnet", "step": i,
+                         "optimizer": {}}, path)
+        print(i, flush=True)
+""")
+
+
+def test_sigkill_during_writes_leaves_the_previous_checkpoint(tmp_path):
+    ckdir = tmp_path / "run" / "checkpoints"
+    target = ckdir / "last.pt"
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    for kills, delay in enumerate((0.3, 0.9, 1.7, 2.6)):
+        p = subprocess.Popen(
+            [sys.executable, str(script), str(target)], stdout=subprocess.PIPE, text=True
+        )
+        if kills == 0:
+            assert p.stdout.readline().strip() == "1"  # one complete checkpoint first
+        time.sleep(delay)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        state = load_checkpoint(target)  # the last complete write still loads
+        assert state["model"]["w"].numel() == 24_000_000
+    # partial writes only ever live under a temporary name, never the checkpoint's
+    assert {f.name for f in ckdir.iterdir() if not f.name.startswith("last.pt.tmp-")} == {"last.pt"}
+    assert find_latest_checkpoint(tmp_path / "run") == target
+
+
+def test_resume_auto_skips_corrupt_and_partial_files(tmp_path):
+    ckdir = tmp_path / "checkpoints"
+    save_checkpoint(
+        {"model": {}, "model_name": "alexnet", "step": 3, "optimizer": {}}, ckdir / "epoch3.pt"
+    )
+    (ckdir / "last.pt").write_bytes(b"PK\x03\x04garbage")  # not loadable
+    (ckdir / "last.pt.tmp-999").write_bytes(b"partial")
+    assert find_latest_checkpoint(tmp_path) == ckdir / "epoch3.pt"
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 2 MiB tmpfs (needs root and mount); skipped elsewhere."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a small tmpfs for the disk-full case")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
+    if r.returncode != 0:
+        pytest.skip(f"could not mount a tmpfs: {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_disk_full_keeps_the_previous_checkpoint(tiny_tmpfs):
+    path = tiny_tmpfs / "checkpoints" / "last.pt"
+    small = {"model": {"w": torch.ones(1000)}, "model_name": "alexnet", "step": 1}
+    save_checkpoint(small, path)
+    big = {"model": {"w": torch.ones(1_000_000)}, "model_name": "alexnet", "step": 2}  # 4 MB
+    with pytest.raises(UserError, match="disk full"):
+        save_checkpoint(big, path)
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary left
+
+
+def test_disk_full_from_the_cli_is_one_line(tiny_tmpfs, run_cli, one_line_error, tmp_path):
+    from PIL import Image
+
+    from alexnet.models import create_model
+
+    ck = tmp_path / "ck.pt"
+    save_checkpoint(
+        {
+            "model": create_model("alexnet_owt", num_classes=2).state_dict(),
+            "model_name": "alexnet_owt",
+            "classes": ["a", "b"],
+        },
+        ck,
+    )
+    img = tmp_path / "x.png"
+    Image.new("RGB", (8, 8)).save(img)
+    r = run_cli(
+        "export", str(ck), "--format", "safetensors", "--out", str(tiny_tmpfs / "m.safetensors")
+    )
+    err = one_line_error(r)
+    assert "No space left" in err or "disk full" in err.lower() or "space" in err
