@@ -60,15 +60,31 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:
+        # torch.save's zip writer turns a full disk into a RuntimeError raised while
+        # handling the OSError, so look down the exception chain for the errno.
         tmp.unlink(missing_ok=True)
-        if e.errno == errno.ENOSPC:
+        os_err = _find_os_error(e)
+        if os_err is not None and os_err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise UserError(
                 f"disk full while writing checkpoint {path}; the previous checkpoint "
                 "(if any) is untouched"
             ) from None
-        raise UserError(f"could not write checkpoint {path}: {e.strerror or e}") from None
+        if os_err is None and isinstance(e, RuntimeError):
+            raise
+        reason = (os_err.strerror if os_err is not None else None) or str(e)
+        raise UserError(f"could not write checkpoint {path}: {reason}") from None
     return path
+
+
+def _find_os_error(e: BaseException | None) -> OSError | None:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _fsync_dir(d: Path) -> None:
