@@ -104,6 +104,19 @@ class TrainConfig:
         e = []
         if self.model not in list_models():
             e.append(f"--model {self.model!r} is unknown (choose from {', '.join(list_models())})")
+        else:  # model options (--init, --dropout, model_kwargs): build it on the meta device
+            import torch
+
+            from alexnet.models import create_model
+
+            kwargs = dict(self.model_kwargs)
+            if self.model != "alexnet_owt" and self.input_size in (224, 227):
+                kwargs.setdefault("input_size", self.input_size)
+            try:
+                with torch.device("meta"):
+                    create_model(self.model, num_classes=2, **kwargs)
+            except (ValueError, TypeError) as err:
+                e.append(f"model options: {err}")
         for name in ("epochs", "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 e.append(

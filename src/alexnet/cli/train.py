@@ -41,17 +41,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "store (alexnet prepare), or cifar10:/imagenet:/imagenette:DIR; default: demo data",
     )
     _flag(g, "--model", help="alexnet (the paper), alexnet_bn or alexnet_owt")
-    _flag(g, "--init", choices=["paper", "caffe", "kaiming"], help="weight init (alexnet/_bn)")
+    _flag(g, "--init", help="weight init of alexnet/alexnet_bn: paper, caffe or kaiming")
     _flag(g, "--dropout", type=float, help="dropout on fc6/fc7 outputs (0.5)")
     _flag(g, "--input-size", type=int, help="crop side: 227 or 224")
     g = p.add_argument_group("optimisation")
     _flag(g, "--epochs", type=int)
     _flag(g, "--batch-size", type=int, help="images per step per process (128)")
     _flag(g, "--lr", type=float, help="learning rate (0.01)")
-    _flag(g, "--optimizer", choices=["sgd", "adamw"])
+    _flag(g, "--optimizer", help="sgd (the paper) or adamw")
     _flag(g, "--momentum", type=float)
     _flag(g, "--weight-decay", type=float)
-    _flag(g, "--schedule", choices=["plateau", "step", "cosine", "constant"])
+    _flag(g, "--schedule", help="plateau (the paper), step, cosine or constant")
     _flag(g, "--warmup-epochs", type=float)
     _flag(g, "--label-smoothing", type=float)
     _flag(g, "--ema-decay", type=float, help="EMA of weights, e.g. 0.999 (0 = off)")
@@ -61,7 +61,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _flag(
         g,
         "--normalize",
-        choices=["channel", "pixel"],
         help="per-channel mean/std or the paper's per-pixel mean image",
     )
     g = p.add_argument_group("run")
@@ -100,7 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("hardware")
     _flag(g, "--device", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     _flag(g, "--workers", type=int, help="data loading processes (2)")
-    _flag(g, "--amp", choices=["auto", "off", "bf16", "fp16"], help="mixed precision")
+    _flag(g, "--amp", help="mixed precision: auto, off, bf16 or fp16")
     g.add_argument(
         "--channels-last",
         nargs="?",
