@@ -1,0 +1,28 @@
+"""README's Reliability table and the fault suite name the same tests."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tests_in(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef)
+            and n.name.startswith("test_")}
+
+
+def test_table_and_suite_agree():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Reliability", 1)[1].split("\n## ", 1)[0]
+    in_table = set(re.findall(r"\| `(test_\w+)` \|", section))
+    suite = set()
+    for f in (ROOT / "tests" / "faults").glob("test_*.py"):
+        suite |= _tests_in(f)
+    suite.discard("test_table_and_suite_agree")
+    elsewhere = _tests_in(ROOT / "tests" / "train" / "test_distributed.py")
+    assert suite - in_table == set(), "tests missing from README's Reliability table"
+    assert in_table - suite - elsewhere == set(), "README names tests that do not exist"
