@@ -36,6 +36,7 @@ class DataBundle:
             f"{name}: {ds.report.summary()}"
             for name, ds in zip(("train", "val"), self.datasets, strict=False)
             if getattr(ds, "report", None) is not None
+            and (ds.report.ignored or ds.report.revisited_dirs)
         ]
         return "; ".join(parts)
 
