@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/alexnet summary
+	$(BIN)/alexnet train --preset demo --out runs/demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
