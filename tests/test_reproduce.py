@@ -111,6 +111,7 @@ def test_sweep_picks_a_listed_rate(tiny_cifar, tmp_path):
         max_epochs=2,
         threads=1,
         batch_size=8,
+        setup="pytorch",
         sweep=True,
         sweep_lrs=(0.001, 0.01),
         sweep_epochs=1.0,

@@ -34,11 +34,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"wall-clock cap for everything (default {C.budget_minutes:g}); a net still "
         "above the target when time runs out is reported as such",
     )
-    f.add_argument("--target-error", type=float, default=C.target_error, help="(0.25)")
-    f.add_argument("--max-epochs", type=int, default=C.max_epochs, help="per net")
-    f.add_argument("--batch-size", type=int, default=C.batch_size, help="(128)")
-    f.add_argument("--lr-relu", type=float, default=C.lr_relu, help="SGD learning rate, ReLU")
-    f.add_argument("--lr-tanh", type=float, default=C.lr_tanh, help="SGD learning rate, tanh")
+    f.add_argument(
+        "--setup",
+        choices=("paper", "pytorch"),
+        default=C.setup,
+        help="paper (default): centred raw RGB inputs (§2) and N(0, 0.01) weights (§5); "
+        "pytorch: per-channel standardised inputs and PyTorch's default init",
+    )
+    f.add_argument(
+        "--target-error", type=float, default=C.target_error, help=f"(default {C.target_error:g})"
+    )
+    f.add_argument(
+        "--max-epochs", type=int, default=C.max_epochs, help=f"per net (default {C.max_epochs})"
+    )
+    f.add_argument("--batch-size", type=int, default=C.batch_size, help=f"(default {C.batch_size})")
+    f.add_argument(
+        "--lr-relu",
+        type=float,
+        default=C.lr_relu,
+        help=f"SGD learning rate, ReLU (default {_lrs(0)})",
+    )
+    f.add_argument(
+        "--lr-tanh",
+        type=float,
+        default=C.lr_tanh,
+        help=f"SGD learning rate, tanh (default {_lrs(1)})",
+    )
     f.add_argument(
         "--sweep",
         action="store_true",
@@ -48,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--train-images",
         type=int,
         default=C.train_images,
-        help="use the first N training images per epoch (0 = all 50,000)",
+        help=f"train on N images, a fixed random subset (default {C.train_images}; 0: all 50,000)",
     )
     f.add_argument("--seed", type=int, default=C.seed)
     f.add_argument(
@@ -57,6 +78,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=C.threads,
         help="torch threads (0: one per core, or 1 on a busy machine)",
     )
+
+
+def _lrs(i: int) -> str:
+    from alexnet.reproduce.config import TUNED_LRS
+
+    return ", ".join(f"{lr[i]:g} ({setup})" for setup, lr in TUNED_LRS.items())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             data=args.data,
             out=args.out,
             budget_minutes=args.budget_minutes,
+            setup=args.setup,
             target_error=args.target_error,
             max_epochs=args.max_epochs,
             batch_size=args.batch_size,
