@@ -150,7 +150,7 @@ class Trainer:
     def state(self, metrics: dict | None = None) -> dict:
         return {
             "format_version": CHECKPOINT_VERSION,
-            "model": self.model_without_ddp.state_dict(),
+            "model": _plain_state_dict(self.model_without_ddp),
             "model_name": self.cfg.model,
             "model_kwargs": self.model_kwargs,
             "classes": list(self.data.classes),
@@ -176,7 +176,10 @@ class Trainer:
                 f"{len(st['classes'])} classes, this run has {self.cfg.model!r} with "
                 f"{len(self.data.classes)} classes"
             )
-        load_weights(self.model_without_ddp, st["model"], "resume checkpoint", st["model_name"])
+        if hasattr(self.model_without_ddp, "load_merged_state_dict"):  # --model-parallel
+            self.model_without_ddp.load_merged_state_dict(st["model"])
+        else:
+            load_weights(self.model_without_ddp, st["model"], "resume checkpoint", st["model_name"])
         self.optimizer.load_state_dict(st["optimizer"])
         self.schedule.load_state_dict(st["scheduler"])
         self.scaler.load_state_dict(st["scaler"])
@@ -381,6 +384,12 @@ class _NoBar:
     def update(self, n: int = 1) -> None: ...
     def set_postfix(self, **kw) -> None: ...
     def close(self) -> None: ...
+
+
+def _plain_state_dict(model: nn.Module) -> dict:
+    """The one checkpoint format, also for the two-device model (alexnet.parallel)."""
+    merged = getattr(model, "merged_state_dict", None)
+    return merged() if merged is not None else model.state_dict()
 
 
 def _seed_everything(seed: int) -> None:
