@@ -1,0 +1,192 @@
+"""Throughput of training steps and inference: alexnet, alexnet_owt and torchvision's alexnet.
+
+Every configuration (model x mode x precision x memory format x compile) runs
+in the same process, in rounds: each round times every configuration for
+``steps`` steps after ``warmup`` untimed ones, and a configuration's figure is
+its median over the rounds, so a busy machine slows all contenders alike.
+Ratios compare with torchvision's alexnet in the same mode, precision, format
+and compile setting ("vs tv"), and with torchvision's eager fp32 NCHW in the
+same mode ("vs tv fp32").
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from alexnet.errors import UserError
+from alexnet.models import create_model
+from alexnet.runtime import autocast
+
+MODELS = ("alexnet", "alexnet_owt", "torchvision")
+MODES = ("train", "infer")
+AMPS = ("off", "bf16")
+FORMATS = ("nchw", "channels_last")
+
+
+@dataclass
+class BenchRow:
+    model: str
+    mode: str
+    amp: str
+    format: str
+    compiled: bool
+    batch_size: int
+    images_per_second: float
+    vs_torchvision: float | None = None
+    vs_torchvision_fp32: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _build(name: str) -> tuple[nn.Module, int]:
+    if name == "torchvision":
+        import torchvision
+
+        return torchvision.models.alexnet(weights=None), 224
+    model = create_model(name, num_classes=1000)
+    return model, getattr(getattr(model, "config", None), "input_size", 224)
+
+
+class _Case:
+    """One configuration, built once; ``run(n)`` times n steps."""
+
+    def __init__(
+        self,
+        model: str,
+        mode: str,
+        amp: str,
+        fmt: str,
+        compiled: bool,
+        batch_size: int,
+        device: torch.device,
+    ) -> None:
+        self.key = (model, mode, amp, fmt, compiled)
+        net, size = _build(model)
+        cl = fmt == "channels_last"
+        net = net.to(device, memory_format=torch.channels_last if cl else torch.preserve_format)
+        net.train(mode == "train")
+        self.net = torch.compile(net) if compiled else net
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(batch_size, 3, size, size, generator=g).to(device)
+        self.x = x.contiguous(memory_format=torch.channels_last) if cl else x
+        self.y = torch.randint(0, 1000, (batch_size,), generator=g).to(device)
+        self.opt = (
+            torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
+            if mode == "train"
+            else None
+        )
+        self.device, self.amp, self.mode = device, amp, mode
+        self.samples: list[float] = []
+
+    def step(self) -> None:
+        if self.mode == "train":
+            with autocast(self.device, self.amp):
+                loss = F.cross_entropy(self.net(self.x).float(), self.y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+        else:
+            with torch.inference_mode(), autocast(self.device, self.amp):
+                self.net(self.x)
+
+    def run(self, steps: int) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.samples.append(steps * self.x.shape[0] / (time.perf_counter() - t0))
+
+
+def run_bench(
+    *,
+    models: Sequence[str] = MODELS,
+    modes: Sequence[str] = MODES,
+    amps: Sequence[str] = AMPS,
+    formats: Sequence[str] = FORMATS,
+    compile_modes: Sequence[bool] = (False,),
+    batch_size: int = 64,
+    steps: int = 3,
+    warmup: int = 1,
+    rounds: int = 3,
+    device: str = "cpu",
+    progress=None,
+) -> list[BenchRow]:
+    """Measure every combination; returns one row per configuration, with ratios."""
+    errors = [
+        f"unknown {what} {v!r}"
+        for what, vals, allowed in (
+            ("model", models, MODELS),
+            ("mode", modes, MODES),
+            ("amp", amps, ("off", "bf16", "fp16")),
+            ("format", formats, FORMATS),
+        )
+        for v in vals
+        if v not in allowed
+    ]
+    if batch_size < 1 or steps < 1 or rounds < 1 or warmup < 0:
+        errors.append("batch size, steps and rounds must be >= 1, warmup >= 0")
+    if errors:
+        raise UserError("; ".join(errors), exit_code=2)
+    dev = torch.device(device)
+    keys = list(itertools.product(models, modes, amps, formats, compile_modes))
+    # the ratio baselines are measured even when not asked for
+    for m, mode in itertools.product(("torchvision",), modes):
+        for base in ((m, mode, "off", "nchw", False),):
+            if base not in keys:
+                keys.append(base)
+    cases = [_Case(*k, batch_size, dev) for k in keys]
+    for c in cases:
+        for _ in range(warmup):
+            c.step()
+    for _ in range(rounds):
+        for c in cases:
+            c.run(steps)
+            if progress is not None:
+                progress.update(1)
+    ips = {c.key: statistics.median(c.samples) for c in cases}
+    rows = []
+    for (model, mode, amp, fmt, comp), v in ips.items():
+        tv = ips.get(("torchvision", mode, amp, fmt, comp))
+        tv32 = ips.get(("torchvision", mode, "off", "nchw", False))
+        rows.append(
+            BenchRow(
+                model,
+                mode,
+                amp,
+                fmt,
+                comp,
+                batch_size,
+                round(v, 2),
+                round(v / tv, 3) if tv else None,
+                round(v / tv32, 3) if tv32 else None,
+            )
+        )
+    return rows
+
+
+def format_table(rows: Sequence[BenchRow]) -> str:
+    head = (
+        f"{'model':<12} {'mode':<6} {'amp':<5} {'format':<14} {'compile':<8} "
+        f"{'img/s':>9} {'vs tv':>7} {'vs tv fp32':>11}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in sorted(rows, key=lambda r: (r.mode, r.amp, r.format, r.compiled, r.model)):
+        f = lambda v: f"{v:.2f}x" if v is not None else "-"  # noqa: E731
+        lines.append(
+            f"{r.model:<12} {r.mode:<6} {r.amp:<5} {r.format:<14} "
+            f"{'yes' if r.compiled else 'no':<8} {r.images_per_second:>9.1f} "
+            f"{f(r.vs_torchvision):>7} {f(r.vs_torchvision_fp32):>11}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""Images/s of training steps and inference for alexnet, alexnet_owt and torchvision's alexnet.
+
+All configurations run in one process, in alternating rounds (median per
+configuration), and are printed as one table with ratios against torchvision's
+alexnet in the same settings and against its eager fp32 NCHW baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "bench"
+HELP = "throughput table: train/infer, fp32/bf16, NCHW/channels_last, eager/compile"
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=3, help="timed steps per round (3)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds; the median is kept (3)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--models", default="alexnet,alexnet_owt,torchvision")
+    p.add_argument("--modes", default="train,infer")
+    p.add_argument("--amp", default="off,bf16", help="comma list of off, bf16, fp16")
+    p.add_argument("--formats", default="nchw,channels_last")
+    p.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from alexnet.bench import format_table, run_bench
+    from alexnet.runtime import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    rows = run_bench(
+        models=_csv(args.models),
+        modes=_csv(args.modes),
+        amps=_csv(args.amp),
+        formats=_csv(args.formats),
+        compile_modes=(False, True) if args.compile else (False,),
+        batch_size=args.batch_size,
+        steps=args.steps,
+        warmup=args.warmup,
+        rounds=args.rounds,
+        device=str(device),
+    )
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        return 0
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    print(f"alexnet bench: batch {args.batch_size}, {name}, torch {torch.__version__}")
+    print(format_table(rows))
+    return 0

@@ -1,0 +1,69 @@
+"""alexnet bench: the table's structure on a tiny run (never its timings)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alexnet.bench import format_table, run_bench
+from alexnet.cli import main
+from alexnet.errors import UserError
+
+
+def test_rows_and_ratios():
+    rows = run_bench(
+        models=["alexnet", "torchvision"],
+        modes=["infer"],
+        amps=["off"],
+        formats=["nchw"],
+        batch_size=2,
+        steps=1,
+        warmup=0,
+        rounds=1,
+    )
+    by = {r.model: r for r in rows}
+    assert set(by) == {"alexnet", "torchvision"}
+    assert by["torchvision"].vs_torchvision == 1.0
+    assert by["alexnet"].images_per_second > 0 and by["alexnet"].vs_torchvision > 0
+    table = format_table(rows)
+    assert "alexnet" in table and "vs tv" in table
+
+
+def test_cli_json(capsys):
+    assert (
+        main(
+            [
+                "bench",
+                "--models",
+                "alexnet_owt",
+                "--modes",
+                "train",
+                "--amp",
+                "bf16",
+                "--formats",
+                "channels_last",
+                "--batch-size",
+                "2",
+                "--steps",
+                "1",
+                "--rounds",
+                "1",
+                "--warmup",
+                "0",
+                "--device",
+                "cpu",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    keys = {(r["model"], r["mode"], r["amp"], r["format"]) for r in rows}
+    assert ("alexnet_owt", "train", "bf16", "channels_last") in keys
+    assert ("torchvision", "train", "off", "nchw") in keys  # the baseline is always measured
+
+
+def test_bad_values():
+    with pytest.raises(UserError, match="unknown model 'vgg'"):
+        run_bench(models=["vgg"], batch_size=2)
