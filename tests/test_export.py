@@ -53,7 +53,7 @@ def onnx_report(paper_model, tmp_path_factory):
 def test_onnx_matches_pytorch_on_other_batch_sizes(onnx_report):
     assert onnx_report.path.is_file()
     assert sorted(onnx_report.max_abs_diff) == [1, 3, 5]  # exported at batch 2
-    assert onnx_report.worst <= ONNX_TOLERANCE
+    assert onnx_report.worst <= ONNX_TOLERANCE and onnx_report.max_abs_logit > 0
 
 
 def test_onnx_has_dynamic_batch_and_metadata(onnx_report, paper_model):
@@ -70,6 +70,23 @@ def test_onnx_has_dynamic_batch_and_metadata(onnx_report, paper_model):
         ref = paper_model.model(x)
     got = torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
     assert (got - ref).abs().max().item() <= ONNX_TOLERANCE
+
+
+def _tiny_net() -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, stride=8),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 3),
+    ).eval()
+
+
+def test_onnx_mismatch_is_an_error(tmp_path, monkeypatch):
+    import alexnet.export.programs as programs
+
+    monkeypatch.setattr(programs, "check_onnx", lambda *a, **k: ({1: 0.5}, 2.0))
+    with pytest.raises(UserError, match="differs from PyTorch by 0.5"):
+        export_onnx(_tiny_net(), tmp_path / "tiny.onnx")
 
 
 def test_safetensors_round_trip(paper_model, tmp_path):

@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out} ({report.size_bytes / 2**20:.1f} MiB, opset {report.opset})")
         for b, d in report.max_abs_diff.items():
             print(f"onnxruntime vs PyTorch, batch {b}: max abs diff {d:.2e}")
+        if report.max_abs_diff:
+            print(f"(largest logit {report.max_abs_logit:.3g}; fp32 rounding is relative)")
     elif args.format == "safetensors":
         weights, side = export_safetensors(loaded, out)
         print(f"wrote {weights} and {side}")

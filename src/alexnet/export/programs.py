@@ -4,7 +4,8 @@ Both trace the model at batch 2 with ``torch.export`` (the paper model's LRN
 switches to plain tensor ops there). The ONNX file is then run with
 onnxruntime on batches of 1, 3 and 5 and compared with PyTorch: on the 2-core
 development CPU the paper's ``alexnet`` (10 classes) exports in about 8 s and
-differs by about 2e-6 in fp32 (README "Export & interop").
+differs by about 3e-6 in fp32 with its random initial weights, 9e-5 with
+fc8 scaled so that logits reach 88 (README "Export and interop").
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from alexnet.errors import UserError
 from ._common import as_loaded, describe, input_size_of
 
 DEFAULT_OPSET = 20  # what torch 2.14's exporter targets by default
-ONNX_TOLERANCE = 1e-4  # fp32 max abs difference allowed between onnxruntime and PyTorch
+# fp32 max abs difference allowed between onnxruntime and PyTorch, for logits up to 1 in size;
+# larger logits scale it (fp32 rounding is relative): max(1, max |logit|) * 1e-4.
+ONNX_TOLERANCE = 1e-4
 CHECK_BATCH_SIZES = (1, 3, 5)
 EXPORT_BATCH = 2
 
@@ -36,6 +39,7 @@ class OnnxReport:
     opset: int
     size_bytes: int
     max_abs_diff: dict[int, float] = field(default_factory=dict)  # batch size -> max |ort - pt|
+    max_abs_logit: float = 0.0  # the largest PyTorch logit in the check, for scale
 
     @property
     def worst(self) -> float:
@@ -66,8 +70,9 @@ def export_onnx(
 
     With ``check`` the file runs in onnxruntime on random batches of
     ``batch_sizes`` (not the export batch) and is compared with PyTorch; a max
-    abs difference above ``ONNX_TOLERANCE`` raises UserError. Model name, class
-    names and preprocessing go into the model's ``metadata_props`` as JSON.
+    abs difference above ``ONNX_TOLERANCE`` (times the largest logit, where that
+    exceeds 1) raises UserError. Model name, class names and preprocessing go into
+    the model's ``metadata_props`` as JSON.
     """
     loaded, net, x = _prepare(model)
     out = Path(out)
@@ -93,19 +98,22 @@ def export_onnx(
     program.save(out, external_data=False)  # one file: ~230 MB, far below protobuf's 2 GB
     report = OnnxReport(out, opset, out.stat().st_size)
     if check:
-        report.max_abs_diff = check_onnx(out, net, batch_sizes)
-        if report.worst > ONNX_TOLERANCE:
+        report.max_abs_diff, report.max_abs_logit = check_onnx(out, net, batch_sizes)
+        tolerance = ONNX_TOLERANCE * max(1.0, report.max_abs_logit)
+        if report.worst > tolerance:
             raise UserError(
-                f"{out}: onnxruntime differs from PyTorch by {report.worst:.3g} "
-                f"(> {ONNX_TOLERANCE:g}); the file was written but should not be trusted"
+                f"{out}: onnxruntime differs from PyTorch by {report.worst:.3g} (> "
+                f"{tolerance:.3g} for logits up to {report.max_abs_logit:.3g}); the file was "
+                "written but should not be trusted"
             )
     return report
 
 
 def check_onnx(
     path: str | os.PathLike, net: nn.Module, batch_sizes=CHECK_BATCH_SIZES
-) -> dict[int, float]:
-    """Max abs difference between onnxruntime's and PyTorch's logits, per batch size."""
+) -> tuple[dict[int, float], float]:
+    """Max abs difference between onnxruntime's and PyTorch's logits per batch size, and the
+    largest PyTorch logit (its scale)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -113,7 +121,7 @@ def check_onnx(
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     shape = session.get_inputs()[0].shape  # ['batch', 3, S, S]
     gen = torch.Generator().manual_seed(0)
-    diffs = {}
+    diffs, scale = {}, 0.0
     for b in batch_sizes:
         x = torch.randn(b, 3, int(shape[2]), int(shape[3]), generator=gen)
         with torch.no_grad():
@@ -122,7 +130,8 @@ def check_onnx(
         if got.shape != ref.shape:
             raise UserError(f"{path}: onnxruntime gave shape {got.shape}, PyTorch {ref.shape}")
         diffs[b] = float(abs(got - ref).max())
-    return diffs
+        scale = max(scale, float(abs(ref).max()))
+    return diffs, scale
 
 
 def export_pt2(model: LoadedModel | nn.Module | str | os.PathLike, out: str | os.PathLike) -> Path:

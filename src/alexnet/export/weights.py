@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def export_safetensors(
     try:
         save_file(tensors, str(tmp_w), metadata={"format": SIDECAR_FORMAT})
         tmp_s.write_text(json.dumps(describe(loaded, out.name), indent=2) + "\n")
+        shutil.copymode(tmp_s, tmp_w)  # safetensors writes 0600; give it the umask's mode
         os.replace(tmp_w, out)
         os.replace(tmp_s, side)
     finally:
