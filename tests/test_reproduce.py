@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -131,3 +134,18 @@ def test_bad_options_are_one_line_errors(tiny_cifar, tmp_path, capsys):
     missing = ["reproduce", "relu-vs-tanh", "--data", str(tmp_path / "no"), "--out", str(tmp_path)]
     assert main(missing) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_figure_is_drawn_without_pyplot_or_display(tmp_path):
+    """The plot builds a bare matplotlib Figure: no GUI backend, no DISPLAY needed."""
+    code = (
+        "import sys\n"
+        "from alexnet.reproduce.plot import plot_figure1\n"
+        "from alexnet.reproduce.relu_vs_tanh import Run\n"
+        "r = Run('relu', 0.1, [0.5, 0.2]); t = Run('tanh', 0.1, [0.6, 0.4, 0.2])\n"
+        f"plot_figure1(r, t, 0.25, 'x', {str(tmp_path / 'f.png')!r})\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    assert (tmp_path / "f.png").stat().st_size > 0
