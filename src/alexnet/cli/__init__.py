@@ -92,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"alexnet: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # the environment: a full disk, a missing or unwritable path
+        if debug:
+            traceback.print_exc()
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"alexnet: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("alexnet: interrupted", file=sys.stderr)
         return 130

@@ -8,6 +8,7 @@ needs the sidecar; every failure is a one-line UserError.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -48,6 +49,15 @@ def export_safetensors(
         shutil.copymode(tmp_s, tmp_w)  # safetensors writes 0600; give it the umask's mode
         os.replace(tmp_w, out)
         os.replace(tmp_s, side)
+    except Exception as e:  # SafetensorError carries I/O failures as text
+        if isinstance(e, UserError):
+            raise
+        text = str(e)
+        if "No space left" in text or getattr(e, "errno", None) == errno.ENOSPC:
+            raise UserError(f"disk full while writing {out}; nothing was written") from None
+        if isinstance(e, OSError) or "I/O error" in text:
+            raise UserError(f"could not write {out}: {text.splitlines()[0][:200]}") from None
+        raise
     finally:
         tmp_w.unlink(missing_ok=True)
         tmp_s.unlink(missing_ok=True)
