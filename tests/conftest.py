@@ -67,3 +67,31 @@ def tiny_data(tmp_path_factory) -> Path:
 def make_imagefolder():
     """The tiny ImageFolder writer, for tests that need their own tree."""
     return write_tiny_imagefolder
+
+
+def tiny_train_config(data: Path, out: Path, **overrides):
+    """A TrainConfig for short CPU runs on tiny data (batch 4, fp32, no workers, quiet)."""
+    from alexnet.config import TrainConfig
+
+    base = dict(
+        data=str(data),
+        out=str(out),
+        epochs=2,
+        batch_size=4,
+        lr=0.001,
+        workers=0,
+        quiet=True,
+        device="cpu",
+        amp="off",
+        channels_last="off",
+        seed=5,
+        model_kwargs={"init": "kaiming"},
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def train_config():
+    """`train_config(data, out, **overrides)`: see tiny_train_config."""
+    return tiny_train_config

@@ -77,29 +77,12 @@ def test_bad_specs_and_models():
         wrap_model_parallel(create_model("alexnet_bn", num_classes=4), "cpu,cpu")
 
 
-def test_train_with_model_parallel_on_cpu(tiny_data, tmp_path):
+def test_train_with_model_parallel_on_cpu(tiny_data, tmp_path, train_config):
     from alexnet.checkpoint import load_checkpoint
-    from alexnet.config import TrainConfig
     from alexnet.train import train
 
     out = tmp_path / "mp"
-    train(
-        TrainConfig(
-            data=str(tiny_data),
-            out=str(out),
-            epochs=1,
-            batch_size=4,
-            lr=0.001,
-            workers=0,
-            quiet=True,
-            device="cpu",
-            amp="off",
-            channels_last="off",
-            model_kwargs={"init": "kaiming"},
-            model_parallel="cpu,cpu",
-            max_steps=2,
-        )
-    )
+    train(train_config(tiny_data, out, epochs=1, model_parallel="cpu,cpu", max_steps=2))
     ck = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ck["step"] == 2
     create_model("alexnet", num_classes=3).load_state_dict(ck["model"])  # the one format

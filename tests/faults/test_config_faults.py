@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.mark.parametrize("flag,value", [("--batch-size", "0"), ("--batch-size", "-4"),
-                                        ("--epochs", "0"), ("--epochs", "-1"),
-                                        ("--lr", "0"), ("--lr", "-0.1")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--batch-size", "0"),
+        ("--batch-size", "-4"),
+        ("--epochs", "0"),
+        ("--epochs", "-1"),
+        ("--lr", "0"),
+        ("--lr", "-0.1"),
+    ],
+)
 def test_non_positive_values(run_cli, one_line_error, tiny_data, tmp_path, flag, value):
     r = run_cli("train", "--data", str(tiny_data), "--out", str(tmp_path / "o"), flag, value)
     assert r.returncode == 2
@@ -16,12 +24,32 @@ def test_non_positive_values(run_cli, one_line_error, tiny_data, tmp_path, flag,
 
 
 def test_every_error_is_reported_at_once(run_cli, tmp_path):
-    r = run_cli("train", "--data", str(tmp_path / "missing"), "--batch-size", "0",
-                "--epochs", "0", "--lr", "-1", "--model", "resnet", "--workers", "-2",
-                "--out", str(tmp_path / "o"))
+    r = run_cli(
+        "train",
+        "--data",
+        str(tmp_path / "missing"),
+        "--batch-size",
+        "0",
+        "--epochs",
+        "0",
+        "--lr",
+        "-1",
+        "--model",
+        "resnet",
+        "--workers",
+        "-2",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    for needle in ("--batch-size", "--epochs", "--lr", "--model 'resnet'", "--workers",
-                   "no such directory"):
+    for needle in (
+        "--batch-size",
+        "--epochs",
+        "--lr",
+        "--model 'resnet'",
+        "--workers",
+        "no such directory",
+    ):
         assert needle in r.stderr, needle
 
 
@@ -42,8 +70,9 @@ def test_data_pointing_at_a_file(run_cli, tmp_path):
 def test_output_directory_not_writable(run_cli, one_line_error, tiny_data, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")  # an --out below a regular file can never be created, even by root
-    r = run_cli("train", "--data", str(tiny_data), "--out", str(blocker / "run"),
-                "--max-steps", "1")
+    r = run_cli(
+        "train", "--data", str(tiny_data), "--out", str(blocker / "run"), "--max-steps", "1"
+    )
     assert r.returncode == 2
     assert "not writable" in one_line_error(r)
 

@@ -12,14 +12,22 @@ pytestmark = pytest.mark.slow
 
 def test_nan_at_step_k(run_cli, one_line_error, tiny_data, tmp_path, small_config):
     out = tmp_path / "run"
-    args = ["train", "--config", str(small_config), "--data", str(tiny_data), "--out", str(out),
-            "--workers", "0"]
+    args = [
+        "train",
+        "--config",
+        str(small_config),
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+    ]
     r = run_cli(*args, "--epochs", "1")
     assert r.returncode == 0, r.stderr
     last = out / "checkpoints" / "last.pt"
     good = last.read_bytes()
-    r = run_cli(*args, "--epochs", "2", "--resume", "auto",
-                env={"ALEXNET_FAULT_NAN_AT_STEP": "9"})
+    r = run_cli(*args, "--epochs", "2", "--resume", "auto", env={"ALEXNET_FAULT_NAN_AT_STEP": "9"})
     err = one_line_error(r)
     assert r.returncode == 1 and "at step 9" in err and "untouched" in err
     assert last.read_bytes() == good
@@ -30,8 +38,19 @@ def test_two_same_seed_runs_are_bit_identical(run_cli, tiny_data, tmp_path, smal
     finals = []
     for name in ("a", "b"):
         out = tmp_path / name
-        r = run_cli("train", "--config", str(small_config), "--data", str(tiny_data), "--out",
-                    str(out), "--workers", "2", "--epochs", "1")
+        r = run_cli(
+            "train",
+            "--config",
+            str(small_config),
+            "--data",
+            str(tiny_data),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--epochs",
+            "1",
+        )
         assert r.returncode == 0, r.stderr
         finals.append(load_checkpoint(out / "checkpoints" / "last.pt")["model"])
     assert all(torch.equal(finals[0][k], finals[1][k]) for k in finals[0])

@@ -11,8 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _tests_in(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
-    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef)
-            and n.name.startswith("test_")}
+    return {
+        n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")
+    }
 
 
 def test_table_and_suite_agree():

@@ -57,27 +57,11 @@ def test_two_ranks_end_with_identical_weights(odd_data, tmp_path, model):
     assert all(torch.equal(ck["model"][k], a[k]) for k in a)
 
 
-def test_two_process_evaluation_equals_single_process(odd_data, tmp_path):
-    from alexnet.config import TrainConfig
+def test_two_process_evaluation_equals_single_process(odd_data, tmp_path, train_config):
     from alexnet.train import train
 
     out = tmp_path / "run"
-    train(
-        TrainConfig(
-            data=str(odd_data),
-            out=str(out),
-            epochs=1,
-            batch_size=4,
-            lr=0.001,
-            workers=0,
-            quiet=True,
-            device="cpu",
-            amp="off",
-            channels_last="off",
-            seed=1,
-            model_kwargs={"init": "kaiming"},
-        )
-    )
+    train(train_config(odd_data, out, epochs=1, seed=1))
     ck = str(out / "checkpoints" / "last.pt")
     single = subprocess.run(
         [

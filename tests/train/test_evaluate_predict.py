@@ -12,32 +12,16 @@ import torch
 from PIL import Image
 
 from alexnet.cli import main
-from alexnet.config import TrainConfig
 from alexnet.evaluate import accuracy_counts, evaluate_checkpoints
 from alexnet.train import train
 
 
 @pytest.fixture(scope="module")
-def two_runs(tiny_data, tmp_path_factory) -> tuple[Path, Path]:
+def two_runs(tiny_data, tmp_path_factory, train_config) -> tuple[Path, Path]:
     outs = []
     for seed in (1, 2):
         out = tmp_path_factory.mktemp(f"run{seed}")
-        train(
-            TrainConfig(
-                data=str(tiny_data),
-                out=str(out),
-                epochs=1,
-                batch_size=4,
-                lr=0.001,
-                workers=0,
-                quiet=True,
-                device="cpu",
-                amp="off",
-                channels_last="off",
-                seed=seed,
-                model_kwargs={"init": "kaiming"},
-            )
-        )
+        train(train_config(tiny_data, out, epochs=1, seed=seed))
         outs.append(out / "checkpoints" / "last.pt")
     return outs[0], outs[1]
 

@@ -3,40 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
 
 from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main
-from alexnet.config import TrainConfig
 from alexnet.rundir import METRIC_KEYS
 from alexnet.train import train
-
-
-def tiny_cfg(data: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(
-        data=str(data),
-        out=str(out),
-        epochs=2,
-        batch_size=4,
-        lr=0.001,
-        workers=0,
-        quiet=True,
-        device="cpu",
-        amp="off",
-        channels_last="off",
-        seed=5,
-        model_kwargs={"init": "kaiming"},
-    )
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def weights(path: Path) -> dict:
@@ -49,9 +24,9 @@ def assert_same_weights(a: dict, b: dict) -> None:
         assert torch.equal(a[k], b[k]), k
 
 
-def test_run_directory_contents(tiny_data, tmp_path):
+def test_run_directory_contents(tiny_data, tmp_path, train_config):
     out = tmp_path / "run"
-    summary = train(tiny_cfg(tiny_data, out))
+    summary = train(train_config(tiny_data, out))
     assert (out / "config.yaml").exists()
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["batch_size"] == 4 and cfg["model"] == "alexnet"
@@ -75,12 +50,12 @@ def test_run_directory_contents(tiny_data, tmp_path):
     assert (out / "plots" / "curves.png").stat().st_size > 1000
 
 
-def test_resume_is_bit_identical(tiny_data, tmp_path):
+def test_resume_is_bit_identical(tiny_data, tmp_path, train_config):
     straight = tmp_path / "straight"
-    train(tiny_cfg(tiny_data, straight, epochs=2))
+    train(train_config(tiny_data, straight, epochs=2))
     split = tmp_path / "split"
-    train(tiny_cfg(tiny_data, split, epochs=1))
-    train(tiny_cfg(tiny_data, split, epochs=2), resume="auto")
+    train(train_config(tiny_data, split, epochs=1))
+    train(train_config(tiny_data, split, epochs=2), resume="auto")
     assert_same_weights(
         weights(straight / "checkpoints" / "last.pt"), weights(split / "checkpoints" / "last.pt")
     )
@@ -89,14 +64,14 @@ def test_resume_is_bit_identical(tiny_data, tmp_path):
     assert [r["val_top1_error"] for r in a] == [r["val_top1_error"] for r in b]
 
 
-def test_max_steps_mid_epoch_then_resume_is_bit_identical(tiny_data, tmp_path):
+def test_max_steps_mid_epoch_then_resume_is_bit_identical(tiny_data, tmp_path, train_config):
     straight = tmp_path / "straight"
-    train(tiny_cfg(tiny_data, straight, epochs=1))
+    train(train_config(tiny_data, straight, epochs=1))
     part = tmp_path / "part"
-    train(tiny_cfg(tiny_data, part, epochs=1, max_steps=4))
+    train(train_config(tiny_data, part, epochs=1, max_steps=4))
     ck = load_checkpoint(part / "checkpoints" / "last.pt")
     assert ck["step"] == 4 and ck["batch_in_epoch"] == 4
-    train(tiny_cfg(tiny_data, part, epochs=1), resume="auto")
+    train(train_config(tiny_data, part, epochs=1), resume="auto")
     assert_same_weights(
         weights(straight / "checkpoints" / "last.pt"), weights(part / "checkpoints" / "last.pt")
     )
@@ -162,83 +137,3 @@ def test_unknown_preset_and_data_file(tmp_path, capsys):
     f.write_text("x")
     assert main(["train", "--data", str(f), "--out", str(tmp_path / "o")]) == 2
     assert "is a file" in capsys.readouterr().err
-
-
-def _cli(data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "alexnet",
-        "train",
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "4",
-        "--lr",
-        "0.001",
-        "--device",
-        "cpu",
-        "--amp",
-        "off",
-        "--no-channels-last",
-        "--seed",
-        "5",
-        "--init",
-        "kaiming",
-        "--quiet",
-        *extra,
-    ]
-
-
-@pytest.mark.slow
-def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(tiny_data, tmp_path):
-    straight = tmp_path / "straight"
-    subprocess.run(_cli(tiny_data, straight, "--workers", "2"), check=True, timeout=600)
-    out = tmp_path / "stopped"
-    env = dict(os.environ, ALEXNET_FAULT_SIGNAL_AT_STEP=f"{int(signal.SIGTERM)}:2")
-    r = subprocess.run(
-        _cli(tiny_data, out, "--workers", "2"), env=env, capture_output=True, text=True, timeout=600
-    )
-    assert r.returncode == 143, r.stderr
-    assert "stopped by SIGTERM" in r.stderr and "--resume auto" in r.stderr
-    ck = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert ck["step"] == 2 and ck["batch_in_epoch"] == 2
-    subprocess.run(
-        [*_cli(tiny_data, out, "--workers", "2"), "--resume", "auto"], check=True, timeout=600
-    )
-    assert_same_weights(
-        weights(straight / "checkpoints" / "last.pt"), weights(out / "checkpoints" / "last.pt")
-    )
-
-
-def test_nan_loss_stops_with_the_step_and_keeps_last_good_checkpoint(
-    tiny_data, tmp_path, monkeypatch, capsys
-):
-    out = tmp_path / "run"
-    train(tiny_cfg(tiny_data, out, epochs=1))
-    last = out / "checkpoints" / "last.pt"
-    before = last.read_bytes()
-    monkeypatch.setenv("ALEXNET_FAULT_NAN_AT_STEP", "8")
-    code = main(
-        [
-            "train",
-            "--data",
-            str(tiny_data),
-            "--out",
-            str(out),
-            "--epochs",
-            "2",
-            "--resume",
-            "auto",
-            "--workers",
-            "0",
-            "--quiet",
-        ]
-    )
-    err = capsys.readouterr().err
-    assert code == 1 and "at step 8" in err and "untouched" in err
-    assert last.read_bytes() == before

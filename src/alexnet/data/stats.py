@@ -185,7 +185,8 @@ def compute_stats(
         from .sources import build_dataset
 
         source = os.fspath(data)
-        data = build_dataset(data, "train")
+        # statistics over the readable images: an unreadable one is replaced by the next
+        data = build_dataset(data, "train", skip_bad=True)
     else:
         source = type(data).__name__
     n = len(data)
