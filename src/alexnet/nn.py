@@ -13,14 +13,19 @@ reproduces that convention.
 Speed. PyTorch's layer pads a 5-D copy and runs ``avg_pool3d`` forward and
 backward: about 0.9 s for forward+backward of a 64x96x55x55 float32 tensor on
 the 2-core CPU this project is developed on, as long as all the convolutions of
-a torchvision AlexNet training step. Every step of LRN is memory-bound, so here
-the work runs in chunks of a few samples that stay in the CPU cache, each
-elementwise op writes into a preallocated buffer, the channel window sum is
-``size - 1`` shifted in-place adds, and the backward pass is written by hand
-(autograd keeps the input, the output and the denominator). Under
-``torch.compile`` / ``torch.export`` / ONNX export the same formula runs as
-plain tensor ops that the compiler fuses. ``python benchmarks/bench_lrn.py``
-measures the ratio against PyTorch's layer (README, "Benchmarks").
+a torchvision AlexNet training step. Every step of LRN is memory-bound, so the
+fast path here works in chunks that stay in cache and writes each result into
+a scratch buffer: ``k/n + alpha * a**2`` goes between ``n - 1`` channels of
+padding worth ``k/n``, so the window sum is three adds of shifted slices for
+n=5 (pairs first), d**-0.75 is ``rsqrt(d) * sqrt(rsqrt(d))`` (3x faster than
+``pow``), and the output is rounded to the input's dtype as it is stored. Only
+the input is saved for backward (the ReLU before it keeps it anyway); the
+hand-written backward recomputes d per chunk in cache, which costs less than
+writing d to memory and reading it back. On the CPU these small ops run on a
+quarter of PyTorch's threads (``_lrn_threads``). Under ``torch.compile`` /
+``torch.export`` / ONNX export the same formula runs as plain tensor ops.
+``python benchmarks/bench_lrn.py`` measures the ratio against PyTorch's layer
+(README, "Benchmarks").
 """
 
 from __future__ import annotations
@@ -31,8 +36,18 @@ from torch.autograd.function import once_differentiable
 
 __all__ = ["LocalResponseNorm", "local_response_norm", "local_response_norm_reference"]
 
-# Elements per chunk: 2 MiB of float32, a few buffers of which fit in L2/L3.
+# Elements per chunk of the fast path on the CPU: 2 MiB of float32, so the six
+# scratch buffers of a chunk stay in cache.
 _CHUNK_ELEMS = 1 << 19
+
+
+def _lrn_threads() -> int:
+    """Intra-op threads for the fast path's ops on the CPU: a quarter of PyTorch's
+    (one on a 2-core machine). The ops are small and memory-bound; with more
+    threads each one ends in a barrier, and on a shared CPU a barrier waits for
+    a preempted thread: on this project's 2-core machine under load a training
+    step took 4.5 s with one thread here and 24 s with two (README, Benchmarks)."""
+    return max(1, torch.get_num_threads() // 4)
 
 
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -41,59 +56,157 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _window_sum_into(x: Tensor, out: Tensor, size: int, groups: int = 1) -> Tensor:
-    """out[:, c] = sum of x[:, c'] over the ``size`` channels centred on c, clipped at
-    the edges of c's channel group (``groups`` equal blocks: the paper's towers)."""
-    if groups > 1:
-        per = x.shape[1] // groups
-        for g in range(groups):
-            sl = slice(g * per, (g + 1) * per)
-            _window_sum_into(x[:, sl], out[:, sl], size)
-        return out
-    lo = (size - 1) // 2
-    hi = size - 1 - lo
-    out.copy_(x)
-    for s in range(1, lo + 1):
-        out[:, s:] += x[:, :-s]
-    for s in range(1, hi + 1):
-        out[:, :-s] += x[:, s:]
+def _is_channels_last(x: Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _towers(x: Tensor, groups: int) -> Tensor:
+    """(N, C, H, W) -> (N, groups, C/groups, H*W) view, in either memory format."""
+    n, c, h, w = x.shape
+    if _is_channels_last(x):
+        return x.permute(0, 2, 3, 1).view(n, h * w, groups, c // groups).permute(0, 2, 3, 1)
+    return x.view(n, groups, c // groups, h * w)
+
+
+def _plan(n: int, c: int, p: int, elems: int) -> list[tuple[slice, slice]]:
+    """Chunks of at most ``elems`` (or one position): whole samples, or positions of one."""
+    if c * p <= elems:
+        m = elems // (c * p)
+        return [(slice(i, min(n, i + m)), slice(0, p)) for i in range(0, n, m)]
+    q = max(1, elems // c)
+    return [(slice(i, i + 1), slice(j, min(p, j + q))) for i in range(n) for j in range(0, p, q)]
+
+
+class _Scratch:
+    """Per-call buffers of one chunk, (m, G, C/G [+ pad], positions), channels
+    innermost when the input is channels_last. ``xp`` holds k/size + alpha*a**2
+    between ``size - 1`` channels of padding worth k/size each, so a plain sum of
+    ``size`` neighbours is d = k + alpha * window_sum(a**2); ``vp`` holds the
+    backward's g*b/d between zero padding."""
+
+    def __init__(self, x: Tensor, chunk: tuple[slice, slice], groups, size, k, backward) -> None:
+        self.cl = _is_channels_last(x)
+        m, c, p = chunk[0].stop - chunk[0].start, x.shape[1], chunk[1].stop - chunk[1].start
+        self.shape = (m, groups, c // groups, p)
+        acc = _acc_dtype(x.dtype)
+        self.k = torch.full((), k / size, dtype=acc, device=x.device)
+        self.xp = self.new(size - 1, acc, x.device).fill_(k / size)
+        self.pairs = self.new(size - 1, acc, x.device)
+        self.d, self.s, self.tmp = (self.new(0, acc, x.device) for _ in range(3))
+        self.a = self.new(0, acc, x.device) if acc != x.dtype else None
+        self.vp = self.new(size - 1, acc, x.device).zero_() if backward else None
+
+    def new(self, pad: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        m, g, c, p = self.shape
+        if self.cl:
+            return torch.empty(m, p, g, c + pad, dtype=dtype, device=device).permute(0, 2, 3, 1)
+        return torch.empty(m, g, c + pad, p, dtype=dtype, device=device)
+
+
+def _for_each_chunk(x: Tensor, make_scratch, body) -> None:
+    """Calls ``body(scratch, samples, positions)`` for every chunk of x's
+    (N, G, C/G, H*W) view, reusing one set of scratch buffers."""
+    n, c, h, w = x.shape
+    if x.device.type != "cpu":  # one chunk: kernel launches, not caches, cost there
+        return body(make_scratch((slice(0, n), slice(0, h * w))), slice(0, n), slice(0, h * w))
+    plan = _plan(n, c, h * w, _CHUNK_ELEMS)
+    sc = make_scratch(plan[0])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(_lrn_threads())  # per calling thread (OpenMP, MKL)
+    try:
+        for ns, ps in plan:
+            body(sc, ns, ps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _window_sum(xp: Tensor, size: int, out: Tensor, pairs: Tensor) -> Tensor:
+    """out[:, :, c] = sum of xp[:, :, c + i] for i < size (xp padded by size - 1):
+    sums of neighbouring pairs first, so size 5 takes three adds, not four."""
+    c = out.shape[2]
+    if size <= 2:
+        return out.copy_(xp) if size == 1 else torch.add(xp[:, :, :c], xp[:, :, 1 : c + 1], out=out)
+    npairs = size // 2
+    span = c + 2 * (npairs - 1)
+    pr = pairs[:, :, :span]
+    torch.add(xp[:, :, :span], xp[:, :, 1 : span + 1], out=pr)
+    terms = [pr[:, :, 2 * j : 2 * j + c] for j in range(npairs)]
+    if size % 2:
+        terms.append(xp[:, :, size - 1 : size - 1 + c])
+    torch.add(terms[0], terms[1], out=out)
+    for t in terms[2:]:
+        out.add_(t)
     return out
 
 
-def _chunks(n: int, per_sample: int):
-    step = max(1, _CHUNK_ELEMS // max(1, per_sample))
-    return [slice(i, min(n, i + step)) for i in range(0, n, step)], step
+def _scale_into(d: Tensor, beta: float, out: Tensor, tmp: Tensor) -> Tensor:
+    """out = d ** -beta; for the paper's 0.75 as rsqrt(d) * sqrt(rsqrt(d)), 3x faster than pow."""
+    if beta == 0.75:
+        torch.rsqrt(d, out=out)
+        return out.mul_(torch.sqrt(out, out=tmp))
+    return torch.pow(d, -beta, out=out)
 
 
-def _lrn_forward(
-    a: Tensor, size: int, alpha: float, beta: float, k: float, groups: int, keep_d: bool
-):
-    """Returns b (a's dtype) and, if ``keep_d``, d = k + alpha * window_sum(a**2)."""
-    acc = _acc_dtype(a.dtype)
-    fmt = torch.channels_last if _is_channels_last(a) else torch.contiguous_format
-    slices, step = _chunks(a.shape[0], a[0].numel() if a.shape[0] else 0)
-    b = torch.empty_like(a, memory_format=fmt)
-    d_all = torch.empty_like(a, dtype=acc, memory_format=fmt) if keep_d else None
-    shape = (min(step, a.shape[0]), *a.shape[1:])
-    sq = torch.empty(shape, dtype=acc, device=a.device).to(memory_format=fmt)
-    dbuf = None if keep_d else torch.empty_like(sq)
-    for sl in slices:
-        m = sl.stop - sl.start
-        ac = a[sl].to(acc)
-        sqc = sq[:m]
-        torch.mul(ac, ac, out=sqc)
-        dc = d_all[sl] if keep_d else dbuf[:m]
-        _window_sum_into(sqc, dc, size, groups).mul_(alpha).add_(k)
-        torch.pow(dc, -beta, out=sqc)  # sqc now holds the scale d**-beta
-        if b.dtype == acc:
-            torch.mul(ac, sqc, out=b[sl])
-        else:
-            b[sl].copy_(sqc.mul_(ac))
-    return b, d_all
+def _chunk_denominator(sc: _Scratch, a: Tensor, size: int, alpha: float, beta: float):
+    """d = k + alpha * window_sum(a**2) and s = d**-beta of one chunk, in scratch."""
+    m, pl = a.shape[0], a.shape[3]
+    lo = (size - 1) // 2
+    xp, d, s = sc.xp[:m, ..., :pl], sc.d[:m, ..., :pl], sc.s[:m, ..., :pl]
+    torch.addcmul(sc.k, a, a, value=alpha, out=xp[:, :, lo : lo + a.shape[2]])
+    _window_sum(xp, size, d, sc.pairs[:m, ..., :pl])
+    _scale_into(d, beta, s, sc.tmp[:m, ..., :pl])
+    return d, s
 
 
-def _is_channels_last(x: Tensor) -> bool:
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+def _as_acc(sc: _Scratch, x: Tensor) -> Tensor:
+    """The chunk in the accumulation dtype (a copy into scratch for bf16/fp16)."""
+    if sc.a is None:
+        return x
+    return sc.a[: x.shape[0], ..., : x.shape[3]].copy_(x)
+
+
+def _lrn_forward(x: Tensor, size: int, alpha: float, beta: float, k: float, groups: int):
+    """b = a * (k + alpha * window_sum(a**2)) ** -beta, chunk by chunk."""
+    fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+    b = torch.empty_like(x, memory_format=fmt)
+    if x.numel() == 0:
+        return b
+    xv, bv = _towers(x, groups), _towers(b, groups)
+
+    def body(sc: _Scratch, ns: slice, ps: slice) -> None:
+        a = _as_acc(sc, xv[ns, :, :, ps])
+        _, s = _chunk_denominator(sc, a, size, alpha, beta)
+        torch.mul(a, s, out=bv[ns, :, :, ps])  # rounded to b's dtype on the way out
+
+    _for_each_chunk(x, lambda c: _Scratch(x, c, groups, size, k, backward=False), body)
+    return b
+
+
+def _lrn_backward(
+    x: Tensor, g: Tensor, size: int, alpha: float, beta: float, k: float, groups: int
+) -> Tensor:
+    """dL/da = g * s - 2 * alpha * beta * a * window_sum^T(g * b / d), s = d**-beta,
+    b = a * s, recomputing d and s per chunk in cache (only the input is saved)."""
+    fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+    grad = torch.empty_like(x, memory_format=fmt)
+    if x.numel() == 0:
+        return grad
+    xv, rv = _towers(x, groups), _towers(grad, groups)
+    gv = _towers(g.contiguous(memory_format=fmt), groups)
+    hi = size - 1 - (size - 1) // 2  # the transposed window is mirrored: pad hi first
+
+    def body(sc: _Scratch, ns: slice, ps: slice) -> None:
+        a = _as_acc(sc, xv[ns, :, :, ps])
+        m, pl = a.shape[0], a.shape[3]
+        d, s = _chunk_denominator(sc, a, size, alpha, beta)
+        t = torch.mul(gv[ns, :, :, ps], s, out=sc.tmp[:m, ..., :pl])  # g * d**-beta
+        vp = sc.vp[:m, ..., :pl]
+        torch.mul(t, a, out=vp[:, :, hi : hi + a.shape[2]]).div_(d)  # g * b / d
+        u = _window_sum(vp, size, d, sc.pairs[:m, ..., :pl])  # d is free again
+        torch.addcmul(t, a, u, value=-2.0 * alpha * beta, out=rv[ns, :, :, ps])
+
+    _for_each_chunk(x, lambda c: _Scratch(x, c, groups, size, k, backward=True), body)
+    return grad
 
 
 class _LRNFunction(torch.autograd.Function):
@@ -101,68 +214,40 @@ class _LRNFunction(torch.autograd.Function):
 
     With d[c] = k + alpha * S[c] (S the window sum of a**2) and b = a * d**-beta:
         dL/da[i] = g[i] * d[i]**-beta
-                   - 2 * alpha * beta * a[i] * sum_{j in window(i)} g[j] * b[j] / d[j]
-    ("i in window(j)" is "j in window(i)" for odd sizes; for even sizes the
-    transposed window is used.)
+                   - 2 * alpha * beta * a[i] * sum_{j: i in window(j)} g[j] * b[j] / d[j]
+    Only the input is saved (the ReLU before keeps it alive anyway): d and
+    d**-beta are recomputed chunk by chunk in cache, which is cheaper than
+    writing them to memory and reading them back.
     """
 
     @staticmethod
     def forward(
         ctx, a: Tensor, size: int, alpha: float, beta: float, k: float, groups: int
     ) -> Tensor:
-        keep = a.requires_grad
-        b, d = _lrn_forward(a, size, alpha, beta, k, groups, keep_d=keep)
-        if keep:
-            ctx.save_for_backward(a, b, d)
-        ctx.params = (size, alpha, beta, groups)
-        return b
+        if a.requires_grad:
+            ctx.save_for_backward(a)
+        ctx.params = (size, alpha, beta, k, groups)
+        return _lrn_forward(a, size, alpha, beta, k, groups)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: Tensor):
-        a, b, d = ctx.saved_tensors
-        size, alpha, beta, groups = ctx.params
-        acc = d.dtype
-        fmt = torch.channels_last if _is_channels_last(a) else torch.contiguous_format
-        grad = torch.empty_like(a, memory_format=fmt)
-        slices, step = _chunks(a.shape[0], a[0].numel() if a.shape[0] else 0)
-        shape = (min(step, a.shape[0]), *a.shape[1:])
-        t1 = torch.empty(shape, dtype=acc, device=a.device).to(memory_format=fmt)
-        t2 = torch.empty_like(t1)
-        # The transposed window: for an even size the window is lopsided, so the
-        # backward sum runs over the mirrored window (flip channels, sum, flip back).
-        flip = size % 2 == 0
-        for sl in slices:
-            m = sl.stop - sl.start
-            gc, ac, bc, dc = g[sl].to(acc), a[sl].to(acc), b[sl].to(acc), d[sl]
-            x1, x2 = t1[:m], t2[:m]
-            torch.mul(gc, bc, out=x1).div_(dc)
-            if flip:
-                x2 = _window_sum_into(x1.flip(1), x2, size, groups).flip(1)
-            else:
-                _window_sum_into(x1, x2, size, groups)
-            torch.pow(dc, -beta, out=x1).mul_(gc)
-            if grad.dtype == acc:
-                torch.addcmul(x1, ac, x2, value=-2.0 * alpha * beta, out=grad[sl])
-            else:
-                grad[sl].copy_(x1.addcmul_(ac, x2, value=-2.0 * alpha * beta))
-        return grad, None, None, None, None, None
+        (a,) = ctx.saved_tensors
+        return _lrn_backward(a, g, *ctx.params), None, None, None, None, None
 
 
 def _lrn_traceable(
     x: Tensor, size: int, alpha: float, beta: float, k: float, groups: int = 1
 ) -> Tensor:
-    """The same formula as plain tensor ops, for compilers and exporters."""
-    if groups > 1:
-        n, c, h, w = x.shape
-        y = _lrn_traceable(x.reshape(n * groups, c // groups, h, w), size, alpha, beta, k)
-        return y.reshape(n, c, h, w)
-    acc = _acc_dtype(x.dtype)
-    a = x.to(acc)
-    sq = (a * a).unsqueeze(1)  # (N, 1, C, H, W)
+    """The same formula as plain tensor ops, for compilers and exporters: a
+    padded channel axis and ``size`` shifted slices, which inductor fuses into
+    one loop (an avg_pool3d formulation compiles to a slow kernel)."""
+    a = x.to(_acc_dtype(x.dtype))
+    sq = (a * a).unflatten(1, (groups, x.shape[1] // groups))  # (N, G, C/G, H, W)
     lo = (size - 1) // 2
     sq = torch.nn.functional.pad(sq, (0, 0, 0, 0, lo, size - 1 - lo))
-    s = torch.nn.functional.avg_pool3d(sq, (size, 1, 1), stride=1).squeeze(1) * size
+    c = x.shape[1] // groups
+    s = sum(sq[:, :, i : i + c] for i in range(size)).flatten(1, 2)
     return (a * (s * alpha + k).pow(-beta)).to(x.dtype)
 
 
