@@ -7,7 +7,7 @@ import torch
 
 from alexnet.errors import UserError
 from alexnet.models import create_model
-from alexnet.parallel import TwoTowerAlexNet, wrap_model_parallel
+from alexnet.parallel import TwoTowerAlexNet, unwrap_model_parallel, wrap_model_parallel
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,8 @@ def test_weights_round_trip_in_the_checkpoint_format(pair):
     model, mp = pair
     sd = mp.merged_state_dict()
     assert sd.keys() == model.state_dict().keys()
+    assert unwrap_model_parallel(mp).keys() == sd.keys()
+    assert unwrap_model_parallel(model).keys() == sd.keys()
     assert all(torch.equal(sd[k], v) for k, v in model.state_dict().items())
     other = create_model("alexnet", num_classes=10).double()
     mp2 = TwoTowerAlexNet(other, "cpu", "cpu").double()

@@ -24,8 +24,13 @@ on one modern GPU a single device or data parallelism (DDP) is faster. On the
 CPU ("cpu,cpu") it is a correctness tool: outputs and gradients equal the
 single-device model's.
 
-Weights stay in the one checkpoint format: ``merged_state_dict()`` returns the
-plain AlexNet state dict and ``load_merged_state_dict()`` takes one.
+Weights stay in the one checkpoint format: ``merged_state_dict()`` (or
+``unwrap_model_parallel(model)``, which also takes an unwrapped model) returns
+the plain AlexNet state dict and ``load_merged_state_dict()`` takes one.
+
+    wrapped = wrap_model_parallel(model, "cuda:0,cuda:1")   # "cpu,cpu" to check it
+    logits = wrapped(images)                   # on DEV_B (``output_device``)
+    torch.save(unwrap_model_parallel(wrapped), path)
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from alexnet.errors import UserError
 from alexnet.models import AlexNet
 from alexnet.nn import LocalResponseNorm
 
-__all__ = ["TwoTowerAlexNet", "wrap_model_parallel"]
+__all__ = ["TwoTowerAlexNet", "unwrap_model_parallel", "wrap_model_parallel"]
 
 _TOWER_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
@@ -192,3 +197,11 @@ def wrap_model_parallel(model: nn.Module, spec: str) -> TwoTowerAlexNet:
         raise UserError(f"--model-parallel takes two devices, DEV_A,DEV_B; got {spec!r}")
     dev_a, dev_b = (resolve_device(p) for p in parts)
     return TwoTowerAlexNet(model, dev_a, dev_b)
+
+
+def unwrap_model_parallel(model: nn.Module) -> dict[str, Tensor]:
+    """The plain AlexNet state dict of ``model`` (CPU tensors for a ``TwoTowerAlexNet``,
+    the model's own state dict otherwise): what checkpoints store."""
+    if isinstance(model, TwoTowerAlexNet):
+        return model.merged_state_dict()
+    return model.state_dict()
