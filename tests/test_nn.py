@@ -105,3 +105,43 @@ def test_groups_normalise_each_tower_alone(channels_last):
     torch.testing.assert_close(_lrn_traceable(x.detach(), 5, 1e-4, 0.75, 2.0, 2), y)
     with pytest.raises(ValueError, match="groups"):
         LocalResponseNorm(groups=5)(x)
+
+
+def test_worker_threads_leave_torch_thread_settings_alone():
+    import threading
+
+    import alexnet.nn as lrn_module
+
+    threads = torch.get_num_threads()
+    x = torch.randn(8, 96, 55, 55).relu()  # several chunks: the worker threads run
+    with torch.inference_mode():
+        y = LocalResponseNorm(groups=2)(x)
+    assert torch.get_num_threads() == threads
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    t.start()
+    t.join()
+    assert seen == [threads]  # a thread started later still gets PyTorch's default
+    torch.set_num_threads(1)  # one thread: the chunks run inline, same numbers
+    try:
+        torch.testing.assert_close(LocalResponseNorm(groups=2)(x), y, rtol=0, atol=0)
+    finally:
+        torch.set_num_threads(threads)
+    assert lrn_module._plan(8, 96, 55 * 55, lrn_module._CHUNK_ELEMS)[1:]  # really chunked
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_bf16_large_input_matches_float32(channels_last):
+    x = torch.randn(6, 96, 27, 27).relu() * 20
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    xb = x.to(torch.bfloat16).requires_grad_(True)
+    g = torch.randn(x.shape)
+    y = LocalResponseNorm(groups=2)(xb)
+    y.backward(g.to(torch.bfloat16))
+    x32 = xb.detach().float().requires_grad_(True)
+    y32 = LocalResponseNorm(groups=2)(x32)
+    y32.backward(g)
+    assert y.dtype == torch.bfloat16 and xb.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), y32, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(xb.grad.float(), x32.grad, rtol=2e-2, atol=2e-2)

@@ -21,14 +21,24 @@ n=5 (pairs first), d**-0.75 is ``rsqrt(d) * sqrt(rsqrt(d))`` (3x faster than
 ``pow``), and the output is rounded to the input's dtype as it is stored. Only
 the input is saved for backward (the ReLU before it keeps it anyway); the
 hand-written backward recomputes d per chunk in cache, which costs less than
-writing d to memory and reading it back. On the CPU these small ops run on a
-quarter of PyTorch's threads (``_lrn_threads``). Under ``torch.compile`` /
+writing d to memory and reading it back. On the CPU, PyTorch's intra-op
+threads take chunks in turn, each running its ops alone (``_serial_workers``):
+with OpenMP splitting every small op instead, each op ends in a barrier, and
+on a busy shared CPU a barrier waits for a preempted thread (a training step
+of the paper's model took 15 s that way and 3.8 s this way, README
+"Benchmarks"). bf16/fp16 inputs are converted into float32 scratch buffers and
+back explicitly (ops mixing dtypes would allocate a temporary each). Under ``torch.compile`` /
 ``torch.export`` / ONNX export the same formula runs as plain tensor ops.
 ``python benchmarks/bench_lrn.py`` measures the ratio against PyTorch's layer
 (README, "Benchmarks").
 """
 
 from __future__ import annotations
+
+import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor, nn
@@ -41,13 +51,30 @@ __all__ = ["LocalResponseNorm", "local_response_norm", "local_response_norm_refe
 _CHUNK_ELEMS = 1 << 19
 
 
-def _lrn_threads() -> int:
-    """Intra-op threads for the fast path's ops on the CPU: a quarter of PyTorch's
-    (one on a 2-core machine). The ops are small and memory-bound; with more
-    threads each one ends in a barrier, and on a shared CPU a barrier waits for
-    a preempted thread: on this project's 2-core machine under load a training
-    step took 4.5 s with one thread here and 24 s with two (README, Benchmarks)."""
-    return max(1, torch.get_num_threads() // 4)
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
+
+
+def _serial_workers(n: int) -> ThreadPoolExecutor:
+    """``n`` threads whose PyTorch ops each run on that one thread: chunks are
+    shared out between them, and no op ends in a barrier of OpenMP threads (on a
+    shared CPU a barrier waits for whichever thread the OS has preempted)."""
+    global _POOL
+    if _POOL is not None and _POOL[0] == os.getpid() and _POOL[1] == n:
+        return _POOL[2]
+    pool = ThreadPoolExecutor(n, thread_name_prefix="alexnet-lrn")
+    ready = threading.Barrier(n)
+
+    def init() -> None:
+        torch.get_num_threads()  # PyTorch's lazy per-thread set-up first, so that
+        torch.set_num_threads(1)  # this one sticks (OpenMP and MKL: per thread)
+        ready.wait()  # holds each worker here: every one runs init exactly once
+
+    threads = torch.get_num_threads()
+    for f in [pool.submit(init) for _ in range(n)]:
+        f.result()
+    torch.set_num_threads(threads)  # the process-wide default the workers overwrote
+    _POOL = (os.getpid(), n, pool)
+    return pool
 
 
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -93,7 +120,10 @@ class _Scratch:
         self.xp = self.new(size - 1, acc, x.device).fill_(k / size)
         self.pairs = self.new(size - 1, acc, x.device)
         self.d, self.s, self.tmp = (self.new(0, acc, x.device) for _ in range(3))
+        # bf16/fp16: explicit conversions through these (ops mixing dtypes would
+        # allocate a converted temporary per op)
         self.a = self.new(0, acc, x.device) if acc != x.dtype else None
+        self.g = self.new(0, acc, x.device) if acc != x.dtype and backward else None
         self.vp = self.new(size - 1, acc, x.device).zero_() if backward else None
 
     def new(self, pad: int, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -105,19 +135,27 @@ class _Scratch:
 
 def _for_each_chunk(x: Tensor, make_scratch, body) -> None:
     """Calls ``body(scratch, samples, positions)`` for every chunk of x's
-    (N, G, C/G, H*W) view, reusing one set of scratch buffers."""
+    (N, G, C/G, H*W) view; on the CPU, PyTorch's intra-op threads take chunks
+    in turn, each with its own scratch buffers."""
     n, c, h, w = x.shape
     if x.device.type != "cpu":  # one chunk: kernel launches, not caches, cost there
         return body(make_scratch((slice(0, n), slice(0, h * w))), slice(0, n), slice(0, h * w))
     plan = _plan(n, c, h * w, _CHUNK_ELEMS)
-    sc = make_scratch(plan[0])
     threads = torch.get_num_threads()
-    torch.set_num_threads(_lrn_threads())  # per calling thread (OpenMP, MKL)
-    try:
-        for ns, ps in plan:
-            body(sc, ns, ps)
-    finally:
-        torch.set_num_threads(threads)
+    workers = min(threads, len(plan))
+    counter = itertools.count()
+    inference = torch.is_inference_mode_enabled()  # thread-local, like grad mode
+
+    def loop() -> None:
+        with torch.inference_mode(inference), torch.no_grad():
+            sc = make_scratch(plan[0])
+            while (i := next(counter)) < len(plan):
+                body(sc, *plan[i])
+
+    if workers <= 1:
+        return loop()
+    for f in [_serial_workers(threads).submit(loop) for _ in range(workers)]:
+        f.result()
 
 
 def _window_sum(xp: Tensor, size: int, out: Tensor, pairs: Tensor) -> Tensor:
@@ -158,11 +196,9 @@ def _chunk_denominator(sc: _Scratch, a: Tensor, size: int, alpha: float, beta: f
     return d, s
 
 
-def _as_acc(sc: _Scratch, x: Tensor) -> Tensor:
+def _as_acc(buf: Tensor | None, x: Tensor) -> Tensor:
     """The chunk in the accumulation dtype (a copy into scratch for bf16/fp16)."""
-    if sc.a is None:
-        return x
-    return sc.a[: x.shape[0], ..., : x.shape[3]].copy_(x)
+    return x if buf is None else buf[: x.shape[0], ..., : x.shape[3]].copy_(x)
 
 
 def _lrn_forward(x: Tensor, size: int, alpha: float, beta: float, k: float, groups: int):
@@ -174,9 +210,12 @@ def _lrn_forward(x: Tensor, size: int, alpha: float, beta: float, k: float, grou
     xv, bv = _towers(x, groups), _towers(b, groups)
 
     def body(sc: _Scratch, ns: slice, ps: slice) -> None:
-        a = _as_acc(sc, xv[ns, :, :, ps])
+        a = _as_acc(sc.a, xv[ns, :, :, ps])
         _, s = _chunk_denominator(sc, a, size, alpha, beta)
-        torch.mul(a, s, out=bv[ns, :, :, ps])  # rounded to b's dtype on the way out
+        if sc.a is None:
+            torch.mul(a, s, out=bv[ns, :, :, ps])
+        else:
+            bv[ns, :, :, ps].copy_(s.mul_(a))  # rounded to b's dtype
 
     _for_each_chunk(x, lambda c: _Scratch(x, c, groups, size, k, backward=False), body)
     return b
@@ -196,14 +235,17 @@ def _lrn_backward(
     hi = size - 1 - (size - 1) // 2  # the transposed window is mirrored: pad hi first
 
     def body(sc: _Scratch, ns: slice, ps: slice) -> None:
-        a = _as_acc(sc, xv[ns, :, :, ps])
+        a = _as_acc(sc.a, xv[ns, :, :, ps])
         m, pl = a.shape[0], a.shape[3]
         d, s = _chunk_denominator(sc, a, size, alpha, beta)
-        t = torch.mul(gv[ns, :, :, ps], s, out=sc.tmp[:m, ..., :pl])  # g * d**-beta
+        t = torch.mul(_as_acc(sc.g, gv[ns, :, :, ps]), s, out=sc.tmp[:m, ..., :pl])  # g*d**-beta
         vp = sc.vp[:m, ..., :pl]
         torch.mul(t, a, out=vp[:, :, hi : hi + a.shape[2]]).div_(d)  # g * b / d
         u = _window_sum(vp, size, d, sc.pairs[:m, ..., :pl])  # d is free again
-        torch.addcmul(t, a, u, value=-2.0 * alpha * beta, out=rv[ns, :, :, ps])
+        if sc.a is None:
+            torch.addcmul(t, a, u, value=-2.0 * alpha * beta, out=rv[ns, :, :, ps])
+        else:
+            rv[ns, :, :, ps].copy_(t.addcmul_(a, u, value=-2.0 * alpha * beta))
 
     _for_each_chunk(x, lambda c: _Scratch(x, c, groups, size, k, backward=True), body)
     return grad
