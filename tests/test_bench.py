@@ -67,3 +67,20 @@ def test_cli_json(capsys):
 def test_bad_values():
     with pytest.raises(UserError, match="unknown model 'vgg'"):
         run_bench(models=["vgg"], batch_size=2)
+
+
+def test_store_feeding_from_a_packed_store(tiny_data, tmp_path, capsys):
+    from alexnet.bench import store_feeding
+    from alexnet.data import prepare_store
+
+    store = tmp_path / "store"
+    prepare_store(tiny_data, store, size=64)
+    r = store_feeding(
+        str(store), batch_size=2, steps=1, rounds=1, workers=0, amp="off", channels_last="off"
+    )
+    assert r.store_images_per_second > 0 and r.memory_images_per_second > 0
+    assert r.to_dict()["ratio"] == round(r.ratio, 3) and r.amp == "off" and not r.channels_last
+    argv = ["bench", "--store", str(tiny_data), "--batch-size", "2", "--steps", "1"]
+    assert main([*argv, "--rounds", "1", "--workers", "0", "--amp", "off", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["data"] == str(tiny_data) and out["ratio"] > 0

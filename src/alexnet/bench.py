@@ -190,3 +190,116 @@ def format_table(rows: Sequence[BenchRow]) -> str:
             f"{f(r.vs_torchvision):>7} {f(r.vs_torchvision_fp32):>11}"
         )
     return "\n".join(lines)
+
+
+# --- Issue 5, third target: the training loop fed from the packed store -------------
+
+
+@dataclass
+class FeedResult:
+    """Training images/s of the same loop fed from ``data`` and from memory."""
+
+    data: str
+    model: str
+    batch_size: int
+    workers: int
+    amp: str
+    channels_last: bool
+    store_images_per_second: float
+    memory_images_per_second: float
+
+    @property
+    def ratio(self) -> float:
+        return self.store_images_per_second / self.memory_images_per_second
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ratio": round(self.ratio, 3)}
+
+
+def store_feeding(
+    data: str,
+    *,
+    model: str = "alexnet",
+    batch_size: int = 64,
+    steps: int = 4,
+    rounds: int = 3,
+    workers: int = 2,
+    amp: str = "auto",
+    channels_last: str = "auto",
+    device: str = "cpu",
+) -> FeedResult:
+    """Does the data path keep the model busy? The training loop's own loader
+    (``trainsetup.build_data``: the packed store, or any ``--data`` source, with
+    the paper's augmentation in ``workers`` processes) feeds the training step of
+    ``alexnet train`` for ``rounds`` x ``steps`` steps; then the same step runs as
+    long on batches already in memory. Each figure is the median over its rounds.
+    The target is a ratio of at least 0.9."""
+    from alexnet.config import TrainConfig
+    from alexnet.distributed import DistInfo
+    from alexnet.runtime import default_channels_last, resolve_amp, resolve_device, to_device
+    from alexnet.trainsetup import build_data, build_model, build_optimizer
+
+    cfg = TrainConfig(
+        data=data,
+        model=model,
+        batch_size=batch_size,
+        workers=workers,
+        amp=amp,
+        channels_last=channels_last,
+        device=device,
+        quiet=True,
+    )
+    cfg.validate()
+    dev, dist = resolve_device(cfg.device), DistInfo()
+    amp_ = resolve_amp(cfg.amp, dev, training=True)
+    cl = default_channels_last(dev, True) if channels_last == "auto" else channels_last == "on"
+    bundle = build_data(cfg, dist, dev)
+    net = build_model(cfg, len(bundle.classes), dev, cl, dist)[0].train()
+    opt = build_optimizer(cfg, net)
+
+    def step(images: torch.Tensor, target: torch.Tensor) -> None:  # Trainer._step's work
+        images = to_device(images, dev, cl)
+        with autocast(dev, amp_):
+            loss = F.cross_entropy(net(images).float(), target.to(dev))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()  # the loop reads the loss every step
+
+    batches = _endless(bundle)
+    kept = [next(batches) for _ in range(min(steps, bundle.steps_per_epoch))]
+    for b in kept:  # warm-up, and the batches the in-memory rounds reuse
+        step(*b)
+    # The loader's workers read ahead (prefetch_factor 4 each) while the model
+    # trains; drain what they gathered during the warm-up, so the timed steps
+    # see the steady state: batches made while the previous steps trained.
+    for _ in range(max(1, workers) * 4):
+        next(batches)
+    fed = [_timed(lambda: step(*next(batches)), steps, batch_size) for _ in range(rounds)]
+    cycle = itertools.cycle(kept)
+    mem = [_timed(lambda: step(*next(cycle)), steps, batch_size) for _ in range(rounds)]
+    return FeedResult(
+        data,
+        model,
+        batch_size,
+        workers,
+        amp_,
+        cl,
+        round(statistics.median(fed), 2),
+        round(statistics.median(mem), 2),
+    )
+
+
+def _endless(bundle):
+    epoch = 0
+    while True:
+        bundle.sampler.set_epoch(epoch)
+        yield from bundle.train_loader
+        epoch += 1
+
+
+def _timed(fn, steps: int, batch_size: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return steps * batch_size / (time.perf_counter() - t0)

@@ -31,6 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument(
+        "--store",
+        metavar="DATA",
+        help="instead of the table: training images/s fed from DATA (a packed store, or "
+        "any --data source of alexnet train) vs the same loop on batches in memory",
+    )
+    p.add_argument("--workers", type=int, default=2, help="--store: loader processes (2)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if args.store:
+        return _store_feeding(args, device)
     rows = run_bench(
         models=_csv(args.models),
         modes=_csv(args.modes),
@@ -64,4 +73,31 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"alexnet bench: batch {args.batch_size}, {name}, torch {torch.__version__}")
     print(format_table(rows))
+    return 0
+
+
+def _store_feeding(args: argparse.Namespace, device) -> int:
+    from alexnet.bench import store_feeding
+
+    models = _csv(args.models)
+    r = store_feeding(
+        args.store,
+        model=models[0] if models and models[0] != "torchvision" else "alexnet",
+        batch_size=args.batch_size,
+        steps=args.steps,
+        rounds=args.rounds,
+        workers=args.workers,
+        amp=_csv(args.amp)[0] if args.amp != "off,bf16" else "auto",
+        device=str(device),
+    )
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=2))
+        return 0
+    print(
+        f"training {r.model}, batch {r.batch_size}, amp {r.amp}, "
+        f"channels_last {r.channels_last}, {r.workers} loader workers"
+    )
+    print(f"  fed from the loader: {r.store_images_per_second:8.1f} img/s   ({r.data})")
+    print(f"  batches in memory:   {r.memory_images_per_second:8.1f} img/s")
+    print(f"  ratio: {r.ratio:.2f} (target >= 0.90)")
     return 0
