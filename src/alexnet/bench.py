@@ -1,9 +1,10 @@
 """Throughput of training steps and inference: alexnet, alexnet_owt and torchvision's alexnet.
 
 Every configuration (model x mode x precision x memory format x compile) runs
-in the same process, in rounds: each round times every configuration for
-``steps`` steps after ``warmup`` untimed ones, and a configuration's figure is
-its median over the rounds, so a busy machine slows all contenders alike.
+in the same process, in rounds: each round builds every configuration in turn,
+times it for ``steps`` steps after ``warmup`` untimed ones and frees it, and a
+configuration's figure is its median over the rounds, so a busy machine slows
+all contenders alike.
 Ratios compare with torchvision's alexnet in the same mode, precision, format
 and compile setting ("vs tv"), and with torchvision's eager fp32 NCHW in the
 same mode ("vs tv fp32").
@@ -146,16 +147,20 @@ def run_bench(
         for base in ((m, mode, "off", "nchw", False),):
             if base not in keys:
                 keys.append(base)
-    cases = [_Case(*k, batch_size, dev) for k in keys]
-    for c in cases:
-        for _ in range(warmup):
-            c.step()
+    # One configuration in memory at a time (a training case holds weights, gradients
+    # and momentum: ~0.7 GB for these models), rebuilt each round outside the timing.
+    samples: dict[tuple, list[float]] = {k: [] for k in keys}
     for _ in range(rounds):
-        for c in cases:
-            c.run(steps)
+        for k in keys:
+            case = _Case(*k, batch_size, dev)
+            for _ in range(warmup):
+                case.step()
+            case.run(steps)
+            samples[k] += case.samples
+            del case
             if progress is not None:
                 progress.update(1)
-    ips = {c.key: statistics.median(c.samples) for c in cases}
+    ips = {k: statistics.median(v) for k, v in samples.items()}
     rows = []
     for (model, mode, amp, fmt, comp), v in ips.items():
         tv = ips.get(("torchvision", mode, amp, fmt, comp))
