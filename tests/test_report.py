@@ -163,25 +163,13 @@ def test_report_refuses_a_directory_that_is_not_a_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_writes_curves_and_a_complete_report(tmp_path):
+def test_train_writes_curves_and_a_complete_report(tmp_path, train_config):
     """``alexnet train`` draws plots/curves.png and report.html with every section."""
-    from alexnet.config import TrainConfig
     from alexnet.train import train
 
     data, _ = _helpers().make_demo(tmp_path / "demo")
-    cfg = TrainConfig(
-        data=str(data),
-        out=str(tmp_path / "run"),
-        model="alexnet_owt",
-        epochs=1,
-        batch_size=4,
-        lr=0.001,
-        workers=0,
-        quiet=True,
-        device="cpu",
-        amp="off",
-        channels_last="off",
-        seed=0,
+    cfg = train_config(
+        data, tmp_path / "run", model="alexnet_owt", epochs=1, seed=0, model_kwargs={}
     )
     train(cfg)
     run = tmp_path / "run"

@@ -79,3 +79,13 @@ def write_small_config(path: Path, **over) -> Path:
     }
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+@pytest.fixture(scope="session")
+def train_argv():
+    """`train_argv(config, data, out, *extra)`: the `alexnet train` arguments of a run."""
+
+    def argv(config, data, out, *extra: str) -> list[str]:
+        return ["train", "--config", str(config), "--data", str(data), "--out", str(out), *extra]
+
+    return argv

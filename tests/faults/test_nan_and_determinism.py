@@ -10,19 +10,9 @@ from alexnet.checkpoint import load_checkpoint
 pytestmark = pytest.mark.slow
 
 
-def test_nan_at_step_k(run_cli, one_line_error, tiny_data, tmp_path, small_config):
+def test_nan_at_step_k(run_cli, one_line_error, tiny_data, tmp_path, small_config, train_argv):
     out = tmp_path / "run"
-    args = [
-        "train",
-        "--config",
-        str(small_config),
-        "--data",
-        str(tiny_data),
-        "--out",
-        str(out),
-        "--workers",
-        "0",
-    ]
+    args = train_argv(small_config, tiny_data, out, "--workers", "0")
     r = run_cli(*args, "--epochs", "1")
     assert r.returncode == 0, r.stderr
     last = out / "checkpoints" / "last.pt"
@@ -34,23 +24,13 @@ def test_nan_at_step_k(run_cli, one_line_error, tiny_data, tmp_path, small_confi
     assert load_checkpoint(last)["step"] == 6
 
 
-def test_two_same_seed_runs_are_bit_identical(run_cli, tiny_data, tmp_path, small_config):
+def test_two_same_seed_runs_are_bit_identical(
+    run_cli, tiny_data, tmp_path, small_config, train_argv
+):
     finals = []
     for name in ("a", "b"):
         out = tmp_path / name
-        r = run_cli(
-            "train",
-            "--config",
-            str(small_config),
-            "--data",
-            str(tiny_data),
-            "--out",
-            str(out),
-            "--workers",
-            "2",
-            "--epochs",
-            "1",
-        )
+        r = run_cli(*train_argv(small_config, tiny_data, out, "--workers", "2", "--epochs", "1"))
         assert r.returncode == 0, r.stderr
         finals.append(load_checkpoint(out / "checkpoints" / "last.pt")["model"])
     assert all(torch.equal(finals[0][k], finals[1][k]) for k in finals[0])

@@ -21,43 +21,23 @@ def _weights(path):
 
 
 @pytest.fixture(scope="module")
-def straight_run(tiny_data, tmp_path_factory, small_config_module, run_cli):
+def straight_run(tiny_data, tmp_path_factory, small_config_module, run_cli, train_argv):
     """The uninterrupted reference run (2 epochs of 6 steps, --workers 2)."""
     d = tmp_path_factory.mktemp("straight")
     cfg = small_config_module
-    r = run_cli(
-        "train",
-        "--config",
-        str(cfg),
-        "--data",
-        str(tiny_data),
-        "--out",
-        str(d / "run"),
-        "--workers",
-        "2",
-    )
+    r = run_cli(*train_argv(cfg, tiny_data, d / "run", "--workers", "2"))
     assert r.returncode == 0, r.stderr
     return cfg, _weights(d / "run" / "checkpoints" / "last.pt")
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_at_a_random_step_then_resume_is_bit_identical(
-    straight_run, tiny_data, tmp_path, sig, code, run_cli
+    straight_run, tiny_data, tmp_path, sig, code, run_cli, train_argv
 ):
     cfg, reference = straight_run
     step = random.Random(int(sig)).randint(1, 11)  # anywhere in the 12 steps, mid-epoch too
     out = tmp_path / "run"
-    args = [
-        "train",
-        "--config",
-        str(cfg),
-        "--data",
-        str(tiny_data),
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-    ]
+    args = train_argv(cfg, tiny_data, out, "--workers", "2")
     r = run_cli(*args, env={"ALEXNET_FAULT_SIGNAL_AT_STEP": f"{int(sig)}:{step}"})
     assert r.returncode == code, r.stderr
     assert f"stopped by {sig.name} after step {step}" in r.stderr
@@ -70,25 +50,11 @@ def test_signal_at_a_random_step_then_resume_is_bit_identical(
     assert all(torch.equal(final[k], reference[k]) for k in reference)
 
 
-def test_external_sigterm_while_training(tiny_data, tmp_path, small_config):
+def test_external_sigterm_while_training(tiny_data, tmp_path, small_config, train_argv):
     """A signal from outside, at whatever moment it lands: exit 143 and a loadable checkpoint."""
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "alexnet",
-        "train",
-        "--config",
-        str(small_config),
-        "--data",
-        str(tiny_data),
-        "--out",
-        str(out),
-        "--workers",
-        "2",
-        "--epochs",
-        "50",
-    ]
+    argv = train_argv(small_config, tiny_data, out, "--workers", "2", "--epochs", "50")
+    cmd = [sys.executable, "-m", "alexnet", *argv]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while not (out / "checkpoints" / "last.pt").exists() and time.time() < deadline:
