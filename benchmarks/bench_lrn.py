@@ -5,7 +5,7 @@ constants (PyTorch's alpha is multiplied by n so both compute the paper's
 formula), timed side by side in one process, alternating, median of repeats.
 The ratio is what counts; the machine is shared and noisy.
 
-    python benchmarks/bench_lrn.py [--batch 64] [--repeats 5] [--channels-last]
+    python benchmarks/bench_lrn.py [--batch 64] [--repeats 5] [--channels-last] [--bf16]
 """
 
 from __future__ import annotations
@@ -31,17 +31,19 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 tensors (autocast's conv output)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    x = torch.randn(args.batch, 96, 55, 55)
+    x = torch.randn(args.batch, 96, 55, 55).to(torch.bfloat16 if args.bf16 else torch.float32)
     if args.channels_last:
         x = x.to(memory_format=torch.channels_last)
     g = torch.randn_like(x)
     ours = LocalResponseNorm()  # paper: alpha=1e-4 not divided by n
     theirs = torch.nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)
-    torch.testing.assert_close(ours(x), theirs(x))
+    tol = {"rtol": 2e-2, "atol": 2e-2} if args.bf16 else {}
+    torch.testing.assert_close(ours(x), theirs(x), **tol)
     for layer in (ours, theirs):  # warm-up
         time_fwd_bwd(layer, x, g)
     t_ours, t_theirs = [], []
@@ -51,7 +53,8 @@ def main() -> None:
     a, b = statistics.median(t_ours), statistics.median(t_theirs)
     fmt = "channels_last" if args.channels_last else "NCHW"
     print(
-        f"LRN forward+backward, {tuple(x.shape)} float32 {fmt}, {torch.get_num_threads()} threads"
+        f"LRN forward+backward, {tuple(x.shape)} {str(x.dtype)[6:]} {fmt}, "
+        f"{torch.get_num_threads()} threads"
     )
     print(f"  torch.nn.LocalResponseNorm : {b * 1000:8.1f} ms")
     print(f"  alexnet.nn.LocalResponseNorm: {a * 1000:8.1f} ms")

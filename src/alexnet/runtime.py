@@ -44,15 +44,31 @@ def cpu_supports_bf16() -> bool:
 
 
 def default_amp(device: torch.device, training: bool = True) -> str:
-    """The precision used when the user asks for "auto"."""
+    """The precision used when the user asks for "auto": bf16 autocast wherever the
+    device computes in bf16 natively, for training and inference alike.
+
+    Measured on the 2-core AVX512-BF16 CPU this project is developed on (batch 64,
+    ``alexnet bench``, README "Benchmarks"): bf16 trains 1.35-1.5x faster than fp32
+    (paper model and torchvision's alexnet) and infers 1.4-1.7x faster. Top-1
+    predictions of the paper's model trained on CIFAR-10 (upsampled to 227, 474
+    steps, 50.6% accuracy, median confidence 0.44) agree between bf16
+    channels_last and fp32 NCHW on 1,990 of 2,000 test images (99.5%). Without
+    native bf16 (``cpu_supports_bf16``) it is emulated and slower: fp32 there.
+    """
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_supports_bf16():
+        return "bf16"
     return "off"
 
 
 def default_channels_last(device: torch.device, training: bool = True) -> bool:
-    """Memory format used when the user asks for "auto"."""
-    return device.type == "cuda"
+    """Memory format used when the user asks for "auto": channels_last on CUDA and
+    on the CPU. On the 2-core CPU (batch 64, README "Benchmarks") it is 1.05-1.15x
+    faster for fp32 training, 1.0-1.1x for bf16 training and 1.2-1.6x for
+    inference: oneDNN's convolutions and PyTorch's max-pool are vectorised over
+    channels in it, and no layout reorders run between layers."""
+    return device.type in ("cuda", "cpu")
 
 
 def resolve_amp(amp: str, device: torch.device, training: bool = True) -> str:
