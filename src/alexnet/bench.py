@@ -7,7 +7,9 @@ configuration's figure is its median over the rounds, so a busy machine slows
 all contenders alike.
 Ratios compare with torchvision's alexnet in the same mode, precision, format
 and compile setting ("vs tv"), and with torchvision's eager fp32 NCHW in the
-same mode ("vs tv fp32").
+same mode ("vs tv fp32"). Inference in bf16 keeps the weights in bf16
+(``runtime.prepare_model(..., inference_amp=...)``), so autocast casts only
+the input; training steps run as ``alexnet train``'s: autocast, float32 weights.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch.nn import functional as F
 
 from alexnet.errors import UserError
 from alexnet.models import create_model
-from alexnet.runtime import autocast
+from alexnet.runtime import autocast, prepare_model
 
 MODELS = ("alexnet", "alexnet_owt", "torchvision")
 MODES = ("train", "infer")
@@ -73,7 +75,9 @@ class _Case:
         self.key = (model, mode, amp, fmt, compiled)
         net, size = _build(model)
         cl = fmt == "channels_last"
-        net = net.to(device, memory_format=torch.channels_last if cl else torch.preserve_format)
+        # inference stores the weights in the autocast precision, as evaluate/predict
+        # can (runtime.prepare_model); training keeps float32 weights for the optimizer
+        net = prepare_model(net, device, cl, inference_amp=amp if mode == "infer" else "off")
         net.train(mode == "train")
         self.net = torch.compile(net) if compiled else net
         g = torch.Generator().manual_seed(0)
