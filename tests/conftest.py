@@ -63,7 +63,7 @@ def tiny_data(tmp_path_factory) -> Path:
     return write_tiny_imagefolder(tmp_path_factory.mktemp("tiny") / "data")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_imagefolder():
     """The tiny ImageFolder writer, for tests that need their own tree."""
     return write_tiny_imagefolder

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import torch
 
-from alexnet.config import TrainConfig
 from alexnet.distributed import init_distributed, shutdown
 from alexnet.train import Trainer
 
+# the suite's tiny config (tests/conftest.py), loaded by path: this runs under torchrun
+_spec = importlib.util.spec_from_file_location(
+    "conftest", Path(__file__).parents[1] / "conftest.py"
+)
+_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_conftest)
+
 data, out, model = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-cfg = TrainConfig(
-    data=data,
-    out=str(out),
-    model=model,
-    epochs=1,
-    batch_size=2,
-    lr=0.001,
-    workers=0,
-    quiet=True,
-    device="cpu",
-    amp="off",
-    channels_last="off",
-    seed=3,
-    model_kwargs={"init": "kaiming"} if model != "alexnet_owt" else {},
-    max_steps=3,
+cfg = _conftest.tiny_train_config(
+    data, out, model=model, epochs=1, batch_size=2, seed=3, max_steps=3
 )
 dist = init_distributed("cpu")
 if dist.is_main:

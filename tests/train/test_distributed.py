@@ -32,14 +32,9 @@ def torchrun(*args: str, nproc: int = 2, timeout: int = 900) -> subprocess.Compl
 
 
 @pytest.fixture(scope="module")
-def odd_data(tmp_path_factory):
+def odd_data(tmp_path_factory, make_imagefolder):
     """15 validation images: not divisible by 2 ranks (the padded-sampler trap)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("c", Path(__file__).parents[1] / "conftest.py")
-    conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conftest)
-    return conftest.write_tiny_imagefolder(tmp_path_factory.mktemp("odd") / "data", train=4, val=5)
+    return make_imagefolder(tmp_path_factory.mktemp("odd") / "data", train=4, val=5)
 
 
 @pytest.mark.parametrize("model", ["alexnet", "alexnet_bn"])
@@ -63,26 +58,7 @@ def test_two_process_evaluation_equals_single_process(odd_data, tmp_path, train_
     out = tmp_path / "run"
     train(train_config(odd_data, out, epochs=1, seed=1))
     ck = str(out / "checkpoints" / "last.pt")
-    single = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "alexnet",
-            "evaluate",
-            ck,
-            "--data",
-            str(odd_data),
-            "--json",
-            "--workers",
-            "0",
-            "--batch-size",
-            "4",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    r = torchrun(
+    args = [
         "-m",
         "alexnet",
         "evaluate",
@@ -94,7 +70,9 @@ def test_two_process_evaluation_equals_single_process(odd_data, tmp_path, train_
         "0",
         "--batch-size",
         "4",
-    )
+    ]
+    single = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True)
+    r = torchrun(*args)
     one = json.loads(single.stdout)
     two = json.loads(r.stdout.strip().splitlines()[-1])
     assert one["images"] == two["images"] == 15
