@@ -14,6 +14,7 @@ from alexnet.parallel import TwoTowerAlexNet, unwrap_model_parallel, wrap_model_
 def pair():
     torch.manual_seed(0)
     model = create_model("alexnet", num_classes=10, init="kaiming", dropout=0.0).double()
+    torch.nn.init.normal_(model.classifier.fc8.weight, 0.0, 0.01)  # kaiming zeroes it
     return model, wrap_model_parallel(model, "cpu,cpu").double()
 
 

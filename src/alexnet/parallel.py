@@ -56,8 +56,10 @@ def _lrn(src: LocalResponseNorm) -> LocalResponseNorm:
 
 
 def _copy_layer(src: nn.Module, rows: slice) -> nn.Module:
-    """A Conv2d/Linear holding the outputs ``rows`` of ``src``."""
+    """A Conv2d/Linear holding the outputs ``rows`` of ``src``, in src's dtype (a
+    float32 layer would round float64 weights)."""
     w = src.weight.detach()[rows]
+    kw = {"dtype": w.dtype, "device": w.device}
     if isinstance(src, nn.Conv2d):
         layer = nn.Conv2d(
             w.shape[1],
@@ -66,9 +68,10 @@ def _copy_layer(src: nn.Module, rows: slice) -> nn.Module:
             src.stride,
             src.padding,
             bias=src.bias is not None,
+            **kw,
         )
     else:
-        layer = nn.Linear(w.shape[1], w.shape[0], bias=src.bias is not None)
+        layer = nn.Linear(w.shape[1], w.shape[0], bias=src.bias is not None, **kw)
     with torch.no_grad():
         layer.weight.copy_(w)
         if src.bias is not None:

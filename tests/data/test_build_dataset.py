@@ -137,7 +137,7 @@ def test_demo_source(tmp_path, monkeypatch):
     monkeypatch.setenv("ALEXNET_CACHE_DIR", str(tmp_path))
     make_demo_dataset(tmp_path / "mine", train_per_class=1, val_per_class=1, size=32)
     ds = build_dataset(f"demo:{tmp_path / 'mine'}", "val")
-    assert len(ds) == 10 and ds.classes[0] == "checker"
+    assert len(ds) == 10 and ds.classes[0] == "blotches"
     make_demo_dataset(default_demo_root(), train_per_class=2, val_per_class=1, num_classes=3)
     assert len(build_dataset("demo", "train")) == 6
 

@@ -21,7 +21,7 @@ def test_layout_and_class_names(tmp_path):
     assert (len(train), len(val)) == (12, 8)
     img, _ = train[0]
     assert img.size == (256, 256) and img.mode == "RGB"
-    assert sorted(p.name for p in (root / "train" / "disc").iterdir()) == [
+    assert sorted(p.name for p in (root / "train" / DEMO_CLASSES[0]).iterdir()) == [
         "00000.jpg",
         "00001.jpg",
         "00002.jpg",
@@ -41,15 +41,17 @@ def test_deterministic_for_a_seed(tmp_path):
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
     assert any((a / f).read_bytes() != (c / f).read_bytes() for f in files)
     # train and val images are different draws
-    assert (a / "train/disc/00000.jpg").read_bytes() != (a / "val/disc/00000.jpg").read_bytes()
+    assert (a / f"train/{DEMO_CLASSES[0]}/00000.jpg").read_bytes() != (
+        a / f"val/{DEMO_CLASSES[0]}/00000.jpg"
+    ).read_bytes()
 
 
 def test_existing_demo_is_reused_or_replaced(tmp_path):
     kw = dict(train_per_class=1, val_per_class=1, num_classes=2, size=32)
     root = make_demo_dataset(tmp_path / "d", **kw)
-    stamp = (root / "train/disc/00000.jpg").stat().st_mtime_ns
+    stamp = (root / f"train/{DEMO_CLASSES[0]}/00000.jpg").stat().st_mtime_ns
     make_demo_dataset(root, **kw)  # same spec: nothing to do
-    assert (root / "train/disc/00000.jpg").stat().st_mtime_ns == stamp
+    assert (root / f"train/{DEMO_CLASSES[0]}/00000.jpg").stat().st_mtime_ns == stamp
     make_demo_dataset(root, **{**kw, "num_classes": 3})  # other spec: regenerated
     assert len(build_dataset(root, "train").classes) == 3
 
@@ -100,18 +102,17 @@ def test_mean_colour_does_not_give_the_class_away():
 
 
 @pytest.mark.slow
-def test_a_small_convnet_learns_the_shapes():
-    """Evidence that the classes are learnable from local shape: a 3-layer convnet on 64x64
-    versions reaches >= 80% validation accuracy in 12 epochs (96% seen in 15), where the
-    mean colour stays at chance."""
-    from PIL import Image
+def test_a_small_convnet_learns_the_textures():
+    """Evidence that the classes are local textures: a 3-layer convnet that sees only
+    the central 96x96 pixels (at full resolution) reaches >= 80% validation accuracy in
+    6 epochs (91% seen), where the mean colour stays at chance."""
 
     def data(split: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys = [], []
         for c, name in enumerate(DEMO_CLASSES):
             for i in range(n):
                 img = draw_demo_image(name, np.random.default_rng([0, split, c, i]), 256)
-                xs.append(np.asarray(img.resize((72, 72), Image.BILINEAR)).transpose(2, 0, 1))
+                xs.append(np.asarray(img)[80:176, 80:176].transpose(2, 0, 1))
                 ys.append(c)
         return torch.tensor(np.stack(xs)).float() / 255 - 0.5, torch.tensor(ys)
 
@@ -126,17 +127,17 @@ def test_a_small_convnet_learns_the_shapes():
     )  # fmt: skip
     opt = torch.optim.Adam(net.parameters(), 2e-3)
     g = torch.Generator().manual_seed(0)
-    for _ in range(12):
+    for _ in range(6):
         perm = torch.randperm(len(xtr), generator=g)
         for s in range(0, len(xtr), 50):
             idx = perm[s : s + 50]
             i, j = torch.randint(0, 9, (2,), generator=g).tolist()
-            x = xtr[idx][:, :, i : i + 64, j : j + 64]
+            x = xtr[idx][:, :, i : i + 88, j : j + 88]
             x = x.flip(-1) if torch.rand((), generator=g) < 0.5 else x
             loss = torch.nn.functional.cross_entropy(net(x), ytr[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
     with torch.no_grad():
-        acc = (net(xva[:, :, 4:68, 4:68]).argmax(1) == yva).float().mean().item()
-    assert acc >= 0.8
+        acc = (net(xva[:, :, 4:92, 4:92]).argmax(1) == yva).float().mean().item()
+    assert acc >= 0.8, f"{acc:.0%}"

@@ -98,6 +98,10 @@ def test_caffe_and_kaiming_init():
     fan_in = 3 * 11 * 11
     assert kaiming["conv1"].weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.05)
     assert torch.all(kaiming["fc6"].bias == 0)
+    # fc8 starts at zero: initial logits 0, loss ln(num_classes), the first steps stay sane
+    assert torch.all(kaiming["fc8"].weight == 0)
+    x = torch.randn(2, 3, 227, 227)
+    assert torch.all(create_model("alexnet", num_classes=7, init="kaiming")(x) == 0)
 
 
 def test_lrn_dropout_options():

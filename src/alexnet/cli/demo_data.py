@@ -1,9 +1,9 @@
-"""Generate the demo dataset: ten classes of drawn shapes (disc, ring, square, triangle,
-cross, star, horizontal/vertical stripes, checkerboard, three dots) as JPEG files in
-ImageFolder layout, DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg.
+"""Generate the demo dataset: ten classes of textures (hstripes, vstripes, diagonal,
+checker, diamonds, grid, dots, rings, blotches, speckle) as JPEG files in ImageFolder
+layout, DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg.
 
-Colour, size, position, rotation, background texture and noise vary at random; only
-the shape tells the class. The same options always give the same files, and a DIR
+Colours, period, phase, orientation jitter, shading and noise vary at random; only the
+texture tells the class. The same options always give the same files, and a DIR
 that already holds them is left as it is. `alexnet train` without --data uses it.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "demo-data"
-HELP = "generate the drawn-shapes demo dataset (ImageFolder of JPEGs)"
+HELP = "generate the textures demo dataset (ImageFolder of JPEGs)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

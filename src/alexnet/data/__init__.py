@@ -8,7 +8,7 @@ dataset and the packed store.
     transforms.py  train/eval presets: crops, flip, PCA lighting, ColorJitter, 10-crop
     batch.py       batch_augment: the same on a uint8 batch on the training device
     seeded.py      SeededDataset: augmentation seeded per (index, sample_seed)
-    demo.py        the drawn-shapes demo dataset
+    demo.py        the textures demo dataset
     store.py       PackedDataset and the store format; prepare.py writes stores
 """
 
