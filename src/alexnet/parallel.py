@@ -52,7 +52,9 @@ def _half(n: int, tower: int) -> slice:
 
 
 def _lrn(src: LocalResponseNorm) -> LocalResponseNorm:
-    return LocalResponseNorm(src.size, src.alpha, src.beta, src.k, src.alpha_over_size)
+    return LocalResponseNorm(
+        src.size, src.alpha, src.beta, src.k, src.alpha_over_size, inplace=src.inplace
+    )
 
 
 def _copy_layer(src: nn.Module, rows: slice) -> nn.Module:

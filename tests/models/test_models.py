@@ -196,13 +196,14 @@ def test_training_step_reduces_loss_on_a_fixed_batch():
 
 
 def test_model_file_imports_only_torch():
-    """The model files and nn.py import torch and the standard library, nothing else."""
+    """The model files, nn.py and the kernel loader import torch and the standard
+    library, nothing else."""
     import ast
     import sys
     from pathlib import Path
 
     root = Path(alexnet.models.__file__).parent
-    files = [*root.glob("*.py"), Path(alexnet.nn.__file__)]
+    files = [*root.glob("*.py"), Path(alexnet.nn.__file__), root.parent / "_kernels.py"]
     for path in files:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -215,7 +216,7 @@ def test_model_file_imports_only_torch():
                 top = mod.split(".")[0]
                 assert top in {"torch", "alexnet"} | set(sys.stdlib_module_names), (path, mod)
                 if top == "alexnet":
-                    assert mod in {"alexnet.nn"}, (path, mod)
+                    assert mod in {"alexnet.nn", "alexnet._kernels"}, (path, mod)
 
 
 def test_config_is_an_instance_attribute():

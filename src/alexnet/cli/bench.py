@@ -71,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
         if device.type == "cuda"
         else f"CPU, {torch.get_num_threads()} threads"
     )
+    from alexnet._kernels import kernel_status
+
     print(f"alexnet bench: batch {args.batch_size}, {name}, torch {torch.__version__}")
+    if device.type == "cpu":
+        print(f"LRN: {kernel_status()}")
     print(format_table(rows))
     return 0
 

@@ -100,7 +100,9 @@ def _conv_block(name: str, conv: nn.Conv2d, norm: str, cfg: AlexNetConfig, lrn: 
         layers.append(
             (
                 f"lrn{idx}",
-                LocalResponseNorm(cfg.lrn_size, cfg.lrn_alpha, cfg.lrn_beta, cfg.lrn_k, groups=2),
+                LocalResponseNorm(
+                    cfg.lrn_size, cfg.lrn_alpha, cfg.lrn_beta, cfg.lrn_k, groups=2, inplace=True
+                ),
             )
         )
     return layers

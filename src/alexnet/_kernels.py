@@ -1,0 +1,131 @@
+"""The fused LRN kernel (``csrc/lrn.c``): built once per machine with the system C
+compiler and loaded with ctypes.
+
+Plain C with no Python or PyTorch headers, so the build takes about a second, not
+the minute of a ``torch.utils.cpp_extension`` build. The library goes to
+``$ALEXNET_CACHE_DIR/kernels`` (else ``$XDG_CACHE_HOME/alexnet``, else
+``~/.cache/alexnet``), named by a hash of the source, the compiler command and the
+CPU's feature flags (it is built with ``-march=native``), and is written under a
+temporary name and renamed, so concurrent processes (torchrun ranks) never load a
+half-written file. Without a compiler, or when the build fails,
+:func:`lrn_library` returns None once the failure is recorded and
+``alexnet.nn`` keeps its torch-ops path; ``ALEXNET_LRN_KERNEL=torch`` forces that
+path, ``ALEXNET_LRN_KERNEL=c`` turns a failed build into an error.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+__all__ = ["kernel_status", "lrn_library"]
+
+_SOURCE = Path(__file__).with_name("csrc") / "lrn.c"
+_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fPIC", "-shared", "-std=c11")
+_lock = threading.Lock()
+_state: dict[str, object] = {}  # "lib" (CDLL or None), "error" (str)
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("ALEXNET_CACHE_DIR"):
+        return Path(os.environ["ALEXNET_CACHE_DIR"]) / "kernels"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "alexnet" / "kernels"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def _build(cc: str) -> Path:
+    src = _SOURCE.read_bytes()
+    key = hashlib.sha256(
+        b"\0".join([src, cc.encode(), " ".join(_FLAGS).encode(), _cpu_flags().encode()])
+    ).hexdigest()[:16]
+    out = _cache_dir() / f"lrn-{platform.machine()}-{key}.so"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        proc = subprocess.run(
+            [cc, *_FLAGS, "-o", tmp, str(_SOURCE), "-lm"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cc} failed: {proc.stderr.strip()[-2000:]}")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def _load() -> ctypes.CDLL:
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler (cc/gcc, or $CC) found")
+    lib = ctypes.CDLL(str(_build(cc)))
+    i64p, vp, i64, dbl = (
+        ctypes.POINTER(ctypes.c_int64),
+        ctypes.c_void_p,
+        ctypes.c_int64,
+        ctypes.c_double,
+    )
+    lib.alexnet_lrn_num_units.argtypes = [i64p]
+    lib.alexnet_lrn_num_units.restype = i64
+    common = [i64p, ctypes.c_int, dbl, dbl, dbl, i64, i64]
+    lib.alexnet_lrn_forward.argtypes = [ctypes.c_int, vp, vp, *common]
+    lib.alexnet_lrn_forward.restype = ctypes.c_int
+    lib.alexnet_lrn_backward.argtypes = [ctypes.c_int, vp, vp, vp, *common]
+    lib.alexnet_lrn_backward.restype = ctypes.c_int
+    return lib
+
+
+def lrn_library() -> ctypes.CDLL | None:
+    """The loaded kernel, or None (torch-ops fallback). Built on first call."""
+    mode = os.environ.get("ALEXNET_LRN_KERNEL", "auto")
+    if mode == "torch":
+        return None
+    if "lib" not in _state:
+        with _lock:
+            if "lib" not in _state:
+                try:
+                    _state["lib"] = _load()
+                except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+                    _state["lib"], _state["error"] = None, str(e)
+    if _state["lib"] is None and mode == "c":
+        raise RuntimeError(
+            f"ALEXNET_LRN_KERNEL=c, but the LRN kernel did not build: {_state['error']}"
+        )
+    return _state["lib"]  # type: ignore[return-value]
+
+
+def kernel_status() -> str:
+    """One line for `alexnet bench` and bug reports: which LRN implementation runs."""
+    if os.environ.get("ALEXNET_LRN_KERNEL") == "torch":
+        return "torch ops (ALEXNET_LRN_KERNEL=torch)"
+    lib = lrn_library()
+    if lib is None:
+        return f"torch ops (C kernel unavailable: {_state.get('error')})"
+    return f"C kernel ({Path(lib._name).name})"
