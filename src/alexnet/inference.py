@@ -66,8 +66,8 @@ def load_for_inference(
                 f"{m.source} takes {_input_size(m)} px input, {first.source} "
                 f"{_input_size(first)} px; an ensemble needs one input size"
             )
-    for m in models:
-        prepare_model(m.model, dev, cl).eval()
+    for m in models:  # bf16 weights under bf16 autocast: nothing to cast per batch
+        prepare_model(m.model, dev, cl, inference_amp=amp_).eval()
     return InferenceSetup(models, dev, amp_, cl)
 
 
