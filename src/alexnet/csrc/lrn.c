@@ -82,6 +82,26 @@ typedef struct {
 
 /* ---------------- NCHW ---------------- */
 
+/* Unit u's block: a[c][i] = x and sq[lo + c][i] = x^2 for its B positions (returned
+ * through *B); the return value is the block's offset in x. */
+INLINE int64_t nchw_load(const lrn_shape *s, const void *x, int64_t u, int64_t nblocks,
+                         int64_t lo, float *a, float *sq, int64_t *B, const int bf16) {
+    const int64_t ng = u / nblocks, p0 = (u % nblocks) * BLOCK;
+    const int64_t base = (ng / s->G) * s->sN + (ng % s->G) * s->sG + p0;
+    const int64_t nb = (s->P - p0 < BLOCK) ? s->P - p0 : BLOCK;
+    *B = nb;
+    for (int64_t c = 0; c < s->Cg; c++) {
+        float *ac = a + c * BLOCK, *sqc = sq + (lo + c) * BLOCK;
+        const int64_t off = base + c * s->sC;
+        for (int64_t i = 0; i < nb; i++) {
+            float v = ld(x, off + i, bf16);
+            ac[i] = v;
+            sqc[i] = v * v;
+        }
+    }
+    return base;
+}
+
 INLINE void nchw_forward(const lrn_shape *s, const void *x, void *y, int64_t u0, int64_t u1,
                          float *buf, const int bf16, const int size, const int b075) {
     const int64_t Cg = s->Cg, lo = (size - 1) / 2, W = Cg + size - 1;
@@ -90,18 +110,8 @@ INLINE void nchw_forward(const lrn_shape *s, const void *x, void *y, int64_t u0,
     float *a = buf, *sq = a + Cg * BLOCK;
     memset(sq, 0, (size_t)(W * BLOCK) * sizeof(float));
     for (int64_t u = u0; u < u1; u++) {
-        const int64_t ng = u / nblocks, p0 = (u % nblocks) * BLOCK;
-        const int64_t B = (s->P - p0 < BLOCK) ? s->P - p0 : BLOCK;
-        const int64_t base = (ng / s->G) * s->sN + (ng % s->G) * s->sG + p0;
-        for (int64_t c = 0; c < Cg; c++) {
-            float *ac = a + c * BLOCK, *sqc = sq + (lo + c) * BLOCK;
-            const int64_t off = base + c * s->sC;
-            for (int64_t i = 0; i < B; i++) {
-                float v = ld(x, off + i, bf16);
-                ac[i] = v;
-                sqc[i] = v * v;
-            }
-        }
+        int64_t B;
+        const int64_t base = nchw_load(s, x, u, nblocks, lo, a, sq, &B, bf16);
         for (int64_t c = 0; c < Cg; c++) {
             const float *ac = a + c * BLOCK, *q = sq + c * BLOCK;
             const int64_t off = base + c * s->sC;
@@ -122,18 +132,8 @@ INLINE void nchw_backward(const lrn_shape *s, const void *x, const void *gy, voi
     memset(sq, 0, (size_t)(W * BLOCK) * sizeof(float));
     memset(v, 0, (size_t)(W * BLOCK) * sizeof(float));
     for (int64_t u = u0; u < u1; u++) {
-        const int64_t ng = u / nblocks, p0 = (u % nblocks) * BLOCK;
-        const int64_t B = (s->P - p0 < BLOCK) ? s->P - p0 : BLOCK;
-        const int64_t base = (ng / s->G) * s->sN + (ng % s->G) * s->sG + p0;
-        for (int64_t c = 0; c < Cg; c++) {
-            float *ac = a + c * BLOCK, *sqc = sq + (lo + c) * BLOCK;
-            const int64_t off = base + c * s->sC;
-            for (int64_t i = 0; i < B; i++) {
-                float val = ld(x, off + i, bf16);
-                ac[i] = val;
-                sqc[i] = val * val;
-            }
-        }
+        int64_t B;
+        const int64_t base = nchw_load(s, x, u, nblocks, lo, a, sq, &B, bf16);
         for (int64_t c = 0; c < Cg; c++) {
             const float *ac = a + c * BLOCK, *q = sq + c * BLOCK;
             float *tc = t + c * BLOCK, *vc = v + (hi + c) * BLOCK;
