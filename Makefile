@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# MALLOC_*: glibc keeps freed memory for reuse instead of unmapping every block above
+# 32 MiB, which the kernel must fault in and zero again each step (README "Benchmarks").
 demo: $(STAMP)
-	$(BIN)/alexnet train --preset demo --out runs/demo --overwrite
+	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184 \
+	  $(BIN)/alexnet train --preset demo --out runs/demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
