@@ -3,14 +3,13 @@ compiler and loaded with ctypes.
 
 Plain C with no Python or PyTorch headers, so the build takes about a second, not
 the minute of a ``torch.utils.cpp_extension`` build. The library goes to
-``$ALEXNET_CACHE_DIR/kernels`` (else ``$XDG_CACHE_HOME/alexnet``, else
-``~/.cache/alexnet``), named by a hash of the source, the compiler command and the
-CPU's feature flags (it is built with ``-march=native``), and is written under a
-temporary name and renamed, so concurrent processes (torchrun ranks) never load a
-half-written file. Without a compiler, or when the build fails,
-:func:`lrn_library` returns None once the failure is recorded and
-``alexnet.nn`` keeps its torch-ops path; ``ALEXNET_LRN_KERNEL=torch`` forces that
-path, ``ALEXNET_LRN_KERNEL=c`` turns a failed build into an error.
+``kernels/`` in alexnet's cache folder (``alexnet._cache.cache_dir``), named by a
+hash of the source, the compiler command and the CPU's feature flags (it is built
+with ``-march=native``). It is written under a temporary name and renamed, so
+concurrent processes (torchrun ranks) never load a half-written file. Without a
+compiler, or when the build fails, :func:`lrn_library` records why and returns
+None, and ``alexnet.nn`` keeps its torch-ops path; ``ALEXNET_LRN_KERNEL=torch``
+forces that path, ``ALEXNET_LRN_KERNEL=c`` turns a failed build into an error.
 """
 
 from __future__ import annotations
@@ -25,19 +24,14 @@ import tempfile
 import threading
 from pathlib import Path
 
+from alexnet._cache import cache_dir
+
 __all__ = ["kernel_status", "lrn_library"]
 
 _SOURCE = Path(__file__).with_name("csrc") / "lrn.c"
 _FLAGS = ("-O3", "-march=native", "-ffast-math", "-fPIC", "-shared", "-std=c11")
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "lib" (CDLL or None), "error" (str)
-
-
-def _cache_dir() -> Path:
-    if os.environ.get("ALEXNET_CACHE_DIR"):
-        return Path(os.environ["ALEXNET_CACHE_DIR"]) / "kernels"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "alexnet" / "kernels"
 
 
 def _cpu_flags() -> str:
@@ -59,7 +53,7 @@ def _build(cc: str) -> Path:
     key = hashlib.sha256(
         b"\0".join([src, cc.encode(), " ".join(_FLAGS).encode(), _cpu_flags().encode()])
     ).hexdigest()[:16]
-    out = _cache_dir() / f"lrn-{platform.machine()}-{key}.so"
+    out = cache_dir() / "kernels" / f"lrn-{platform.machine()}-{key}.so"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)

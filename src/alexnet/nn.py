@@ -48,6 +48,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from alexnet._kernels import lrn_library  # standard library only (ctypes)
+
 __all__ = ["LocalResponseNorm", "local_response_norm", "local_response_norm_reference"]
 
 # Elements per chunk of the fast path on the CPU: 2 MiB of float32, so the six
@@ -212,9 +214,7 @@ def _kernel(x: Tensor):
     """The fused C kernel (alexnet/csrc/lrn.c) for a CPU float32/bf16 tensor, else None."""
     if x.device.type != "cpu" or x.dtype not in _KERNEL_DTYPES:
         return None
-    from alexnet._kernels import lrn_library  # stdlib only (ctypes); builds on first use
-
-    return lrn_library()
+    return lrn_library()  # built on the first call
 
 
 def _run_kernel(lib, fn, x: Tensor, groups: int, pointers: list[int], params: tuple) -> None:

@@ -203,7 +203,13 @@ def test_model_file_imports_only_torch():
     from pathlib import Path
 
     root = Path(alexnet.models.__file__).parent
-    files = [*root.glob("*.py"), Path(alexnet.nn.__file__), root.parent / "_kernels.py"]
+    package = root.parent
+    files = [
+        *root.glob("*.py"),
+        Path(alexnet.nn.__file__),
+        package / "_kernels.py",
+        package / "_cache.py",
+    ]
     for path in files:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -216,7 +222,7 @@ def test_model_file_imports_only_torch():
                 top = mod.split(".")[0]
                 assert top in {"torch", "alexnet"} | set(sys.stdlib_module_names), (path, mod)
                 if top == "alexnet":
-                    assert mod in {"alexnet.nn", "alexnet._kernels"}, (path, mod)
+                    assert mod in {"alexnet.nn", "alexnet._kernels", "alexnet._cache"}, (path, mod)
 
 
 def test_config_is_an_instance_attribute():

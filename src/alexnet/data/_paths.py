@@ -5,18 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from alexnet._cache import cache_dir  # re-exported: stats, sources and trainsetup use it
+
+__all__ = [
+    "SOURCE_PREFIXES",
+    "TORCHVISION_PREFIXES",
+    "cache_dir",
+    "default_demo_root",
+    "split_source",
+]
+
 # "cifar10:DIR" and friends name torchvision datasets; "demo[:DIR]" the generated demo
 # (see sources.build_dataset).
 TORCHVISION_PREFIXES = ("cifar10", "imagenet", "imagenette", "imagenette320", "imagenette160")
 SOURCE_PREFIXES = (*TORCHVISION_PREFIXES, "demo")
-
-
-def cache_dir() -> Path:
-    """``$ALEXNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/alexnet``, else ``~/.cache/alexnet``."""
-    if os.environ.get("ALEXNET_CACHE_DIR"):
-        return Path(os.environ["ALEXNET_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "alexnet"
 
 
 def split_source(source: str | os.PathLike) -> tuple[str | None, str]:
