@@ -156,16 +156,23 @@ INLINE void nchw_backward(const lrn_shape *s, const void *x, const void *gy, voi
 
 /* ---------------- channels_last ---------------- */
 
-/* Window sum at flat index j of a row [r0, r0 + Cg) of sq (sq padded by lo in front),
- * clipped to the row: for the elements near a tower's edge. */
-INLINE float clipped(const float *sq, int64_t j, int64_t r0, int64_t Cg, int64_t lo, int size,
-                     int64_t pad) {
+/* Sum of q[c] for c in j - pad .. j - pad + size - 1 that lie in the row [r0, r0 + Cg),
+ * with q stored at buf[c + pad] (buf padded by pad in front): the window sum of an
+ * element near a tower's edge, clipped to its tower. pad is lo for the forward window
+ * over a^2 and hi for the backward's transposed window over g b / d. */
+INLINE float clipped(const float *buf, int64_t j, int64_t r0, int64_t Cg, int64_t pad, int size) {
     float sum = 0.0f;
     for (int w = 0; w < size; w++) {
-        int64_t c = j - lo + w; /* index in the unpadded array */
-        if (c >= r0 && c < r0 + Cg) sum += sq[c + pad];
+        int64_t c = j - pad + w; /* index in the unpadded array */
+        if (c >= r0 && c < r0 + Cg) sum += buf[c + pad];
     }
     return sum;
+}
+
+/* The first element at or after j of the row [r0, r0 + Cg) whose window reaches past
+ * the row: within `before` of its start or `after` of its end (r0 + Cg when none). */
+INLINE int64_t next_edge(int64_t j, int64_t r0, int64_t Cg, int64_t before, int64_t after) {
+    return (j >= r0 + before && j < r0 + Cg - after) ? r0 + Cg - after : j;
 }
 
 INLINE void cl_forward(const lrn_shape *s, const void *x, void *y, int64_t u0, int64_t u1,
@@ -187,10 +194,9 @@ INLINE void cl_forward(const lrn_shape *s, const void *x, void *y, int64_t u0, i
             st(y, off + j, a[j] * inv_pow(d, beta, b075), bf16);
         }
         for (int64_t r0 = 0; r0 < L; r0 += Cg) { /* ... then the edges again, clipped */
-            for (int64_t j = r0; j < r0 + Cg; j++) {
-                if (j >= r0 + lo && j < r0 + Cg - hi) j = r0 + Cg - hi; /* skip the middle */
-                if (j >= r0 + Cg) break;
-                float d = k + alpha * clipped(sq, j, r0, Cg, lo, size, lo);
+            for (int64_t j = next_edge(r0, r0, Cg, lo, hi); j < r0 + Cg;
+                 j = next_edge(j + 1, r0, Cg, lo, hi)) {
+                float d = k + alpha * clipped(sq, j, r0, Cg, lo, size);
                 st(y, off + j, a[j] * inv_pow(d, beta, b075), bf16);
             }
         }
@@ -218,13 +224,10 @@ INLINE void cl_backward(const lrn_shape *s, const void *x, const void *gy, void 
             sq[lo + j] = val * val;
         }
         for (int64_t j = 0; j < L; j++) d[j] = k + alpha * window(sq + j, 1, size);
-        for (int64_t r0 = 0; r0 < L; r0 += Cg) {
-            for (int64_t j = r0; j < r0 + Cg; j++) {
-                if (j >= r0 + lo && j < r0 + Cg - hi) j = r0 + Cg - hi;
-                if (j >= r0 + Cg) break;
-                d[j] = k + alpha * clipped(sq, j, r0, Cg, lo, size, lo);
-            }
-        }
+        for (int64_t r0 = 0; r0 < L; r0 += Cg)
+            for (int64_t j = next_edge(r0, r0, Cg, lo, hi); j < r0 + Cg;
+                 j = next_edge(j + 1, r0, Cg, lo, hi))
+                d[j] = k + alpha * clipped(sq, j, r0, Cg, lo, size);
         for (int64_t j = 0; j < L; j++) {
             float ts = ld(gy, off + j, bf16) * inv_pow(d[j], beta, b075);
             t[j] = ts;
@@ -232,19 +235,10 @@ INLINE void cl_backward(const lrn_shape *s, const void *x, const void *gy, void 
         }
         for (int64_t j = 0; j < L; j++)
             st(gx, off + j, t[j] + coef * a[j] * window(v + j, 1, size), bf16);
-        for (int64_t r0 = 0; r0 < L; r0 += Cg) {
-            for (int64_t j = r0; j < r0 + Cg; j++) {
-                if (j >= r0 + hi && j < r0 + Cg - lo) j = r0 + Cg - lo;
-                if (j >= r0 + Cg) break;
-                /* transposed window: v[j - hi .. j + lo] within the row */
-                float sum = 0.0f;
-                for (int w = 0; w < size; w++) {
-                    int64_t c = j - hi + w;
-                    if (c >= r0 && c < r0 + Cg) sum += v[c + hi];
-                }
-                st(gx, off + j, t[j] + coef * a[j] * sum, bf16);
-            }
-        }
+        for (int64_t r0 = 0; r0 < L; r0 += Cg) /* transposed window: j - hi .. j + lo */
+            for (int64_t j = next_edge(r0, r0, Cg, hi, lo); j < r0 + Cg;
+                 j = next_edge(j + 1, r0, Cg, hi, lo))
+                st(gx, off + j, t[j] + coef * a[j] * clipped(v, j, r0, Cg, hi, size), bf16);
     }
 }
 
