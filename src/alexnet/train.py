@@ -34,6 +34,7 @@ from alexnet.config import TrainConfig, save_config
 from alexnet.distributed import DistInfo, barrier, broadcast_flag, init_distributed, shutdown
 from alexnet.errors import UserError
 from alexnet.evaluate import accuracy_counts, evaluate
+from alexnet.parallel import unwrap_model_parallel
 from alexnet.rundir import (
     format_table,
     prepare_run_dir,
@@ -150,7 +151,7 @@ class Trainer:
     def state(self, metrics: dict | None = None) -> dict:
         return {
             "format_version": CHECKPOINT_VERSION,
-            "model": _plain_state_dict(self.model_without_ddp),
+            "model": unwrap_model_parallel(self.model_without_ddp),  # one format
             "model_name": self.cfg.model,
             "model_kwargs": self.model_kwargs,
             "classes": list(self.data.classes),
@@ -384,12 +385,6 @@ class _NoBar:
     def update(self, n: int = 1) -> None: ...
     def set_postfix(self, **kw) -> None: ...
     def close(self) -> None: ...
-
-
-def _plain_state_dict(model: nn.Module) -> dict:
-    """The one checkpoint format, also for the two-device model (alexnet.parallel)."""
-    merged = getattr(model, "merged_state_dict", None)
-    return merged() if merged is not None else model.state_dict()
 
 
 def _seed_everything(seed: int) -> None:
