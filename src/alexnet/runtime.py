@@ -96,11 +96,11 @@ def prepare_model(
 
     ``inference_amp="bf16"`` (or "fp16") also stores the floating-point weights in
     that precision, for inference under :func:`autocast`: autocast then has
-    nothing left to cast per batch. The paper's model on the 2-core CPU, bf16
-    channels_last, batch 64: 2.57x torchvision's eager fp32 NCHW images/s with
-    the weights stored in bf16, 2.05x with autocast casting float32 weights once
-    per autocast context, 1.7x with a fresh context per batch. Not for training:
-    the optimizer needs the float32 weights.
+    nothing left to cast per batch (with float32 weights it casts them again in
+    every autocast context, i.e. every batch of evaluate/predict). The paper's
+    model on the 2-core CPU, bf16 channels_last, batch 64, weights in bf16: 2.06x
+    torchvision's eager fp32 NCHW images/s (README "Benchmarks"). Not for
+    training: the optimizer needs the float32 weights.
     """
     model.to(device)
     if channels_last:
