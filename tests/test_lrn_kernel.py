@@ -5,6 +5,7 @@ fallback when no compiler is there."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -148,3 +149,30 @@ def test_torch_path_is_chosen_by_the_environment(monkeypatch):
     monkeypatch.setenv("ALEXNET_LRN_KERNEL", "torch")
     assert _kernels.lrn_library() is None
     assert _kernels.kernel_status() == "torch ops (ALEXNET_LRN_KERNEL=torch)"
+
+
+def test_kernel_shares_pytorchs_openmp_runtime():
+    """One libgomp in the process: the kernel's threads are PyTorch's own."""
+    lib = _kernels.lrn_library()
+    if lib is None or not lib.alexnet_lrn_openmp():
+        pytest.skip(f"no OpenMP build here: {_kernels.kernel_status()}")
+    if not os.path.exists("/proc/self/maps"):
+        pytest.skip("no /proc/self/maps to list the loaded libraries")
+    LocalResponseNorm(groups=2)(torch.randn(4, 96, 27, 27))
+    with open("/proc/self/maps") as maps:
+        gomps = {line.split()[-1] for line in maps if "libgomp" in line}
+    assert len(gomps) == 1, gomps
+
+
+@needs_kernel
+def test_without_openmp_it_builds_for_one_thread(monkeypatch, tmp_path):
+    monkeypatch.setattr(_kernels, "_state", {})
+    monkeypatch.setenv("ALEXNET_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_kernels, "_OPENMP", ("-fno-such-openmp-flag",))
+    lib = _kernels.lrn_library()
+    assert lib is not None and not lib.alexnet_lrn_openmp()
+    assert "one thread: built without OpenMP" in _kernels.kernel_status()
+    x64 = torch.randn(2, 96, 9, 9, dtype=torch.float64).mul(30).relu()
+    y = LocalResponseNorm(groups=2, alpha=1e-3)(x64.float())
+    yr = local_response_norm_reference(x64, alpha=1e-3, groups=2)
+    torch.testing.assert_close(y.double(), yr, rtol=2e-6, atol=2e-6)

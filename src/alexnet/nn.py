@@ -218,8 +218,8 @@ def _kernel(x: Tensor):
 
 
 def _run_kernel(lib, fn, x: Tensor, groups: int, pointers: list[int], params: tuple) -> None:
-    """Calls ``fn`` of the C kernel over all work units of x's (N, G, C/G, H*W) view,
-    split between PyTorch's intra-op threads (ctypes releases the GIL)."""
+    """Calls ``fn`` of the C kernel on x's (N, G, C/G, H*W) view; the kernel shares
+    the work out between PyTorch's OpenMP threads (ctypes releases the GIL)."""
     import ctypes
 
     n, c, h, w = x.shape
@@ -227,21 +227,10 @@ def _run_kernel(lib, fn, x: Tensor, groups: int, pointers: list[int], params: tu
     # element strides of (n, g, c, p)
     strides = (p * c, cg, 1, c) if _is_channels_last(x) else (c * p, cg * p, p, 1)
     dims = (ctypes.c_int64 * 8)(n, groups, cg, p, *strides)
-    units = lib.alexnet_lrn_num_units(dims)
-    code = _KERNEL_DTYPES[x.dtype]
-    threads = min(torch.get_num_threads(), units, max(1, x.numel() // (1 << 16)))
-
-    def call(u0: int, u1: int) -> None:
-        rc = fn(code, *pointers, dims, *params, u0, u1)
-        if rc:
-            raise RuntimeError(f"LRN kernel failed ({rc}) on a {tuple(x.shape)} tensor")
-
-    if threads <= 1:
-        return call(0, units)
-    bounds = [units * i // threads for i in range(threads + 1)]
-    pool = _serial_workers(torch.get_num_threads())
-    for f in [pool.submit(call, bounds[i], bounds[i + 1]) for i in range(threads)]:
-        f.result()
+    threads = min(torch.get_num_threads(), max(1, x.numel() >> 16))
+    rc = fn(_KERNEL_DTYPES[x.dtype], *pointers, dims, *params, threads)
+    if rc:
+        raise RuntimeError(f"LRN kernel failed ({rc}) on a {tuple(x.shape)} tensor")
 
 
 def _lrn_forward(
