@@ -1,4 +1,5 @@
-"""The fused LRN kernel (``csrc/lrn.c``): built once per machine with the system C
+"""The C kernels (``csrc/lrn.c``: the LRN; ``csrc/lrn_pool.c``: ReLU -> LRN ->
+max-pool in one pass): one library, built once per machine with the system C
 compiler and loaded with ctypes.
 
 Plain C with no Python or PyTorch headers, so the build takes about a second, not
@@ -35,8 +36,21 @@ from alexnet._cache import cache_dir
 
 __all__ = ["kernel_status", "lrn_library"]
 
-_SOURCE = Path(__file__).with_name("csrc") / "lrn.c"
-_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fPIC", "-shared", "-std=c11")
+_CSRC = Path(__file__).with_name("csrc")
+_SOURCES = (_CSRC / "lrn.c", _CSRC / "lrn_pool.c")  # both include csrc/kernels.h
+_HEADERS = (_CSRC / "kernels.h",)
+# -fno-associative-math: the same expression gives the same bits in lrn.c and in
+# lrn_pool.c (the fused ReLU-LRN-pool then equals the three layers exactly), at no
+# measured cost; the rest of -ffast-math gives the 1/sqrtf approximation.
+_FLAGS = (
+    "-O3",
+    "-march=native",
+    "-ffast-math",
+    "-fno-associative-math",
+    "-fPIC",
+    "-shared",
+    "-std=c11",
+)
 _OPENMP = ("-fopenmp",)
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "lib" (CDLL or None), "error" (str)
@@ -57,9 +71,9 @@ def _compiler() -> str | None:
 
 
 def _build(cc: str, flags: tuple[str, ...]) -> Path:
-    src = _SOURCE.read_bytes()
+    code = [f.read_bytes() for f in (*_SOURCES, *_HEADERS)]
     key = hashlib.sha256(
-        b"\0".join([src, cc.encode(), " ".join(flags).encode(), _cpu_flags().encode()])
+        b"\0".join([*code, cc.encode(), " ".join(flags).encode(), _cpu_flags().encode()])
     ).hexdigest()[:16]
     out = cache_dir() / "kernels" / f"lrn-{platform.machine()}-{key}.so"
     if out.exists():
@@ -69,7 +83,7 @@ def _build(cc: str, flags: tuple[str, ...]) -> Path:
     os.close(fd)
     try:
         proc = subprocess.run(
-            [cc, *flags, "-o", tmp, str(_SOURCE), "-lm"],
+            [cc, *flags, "-o", tmp, *map(str, _SOURCES), "-lm"],
             capture_output=True,
             text=True,
             timeout=120,
@@ -106,6 +120,10 @@ def _load() -> ctypes.CDLL:
     lib.alexnet_lrn_forward.restype = ctypes.c_int
     lib.alexnet_lrn_backward.argtypes = [ctypes.c_int, vp, vp, vp, *common]
     lib.alexnet_lrn_backward.restype = ctypes.c_int
+    lib.alexnet_relu_lrn_pool_forward.argtypes = [cint, vp, vp, *common]
+    lib.alexnet_relu_lrn_pool_forward.restype = cint
+    lib.alexnet_relu_lrn_pool_backward.argtypes = [cint, vp, vp, vp, *common]
+    lib.alexnet_relu_lrn_pool_backward.restype = cint
     return lib
 
 

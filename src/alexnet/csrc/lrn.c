@@ -26,61 +26,10 @@
  * without one, alexnet/nn.py runs the same formula as PyTorch ops. No Python or
  * PyTorch headers: the interface is plain C.
  */
-#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "kernels.h"
 
 #define BLOCK 256      /* NCHW: positions per unit */
 #define CL_CHUNK 4096  /* channels_last: elements per chunk (about), in L1 */
-#define INLINE static inline __attribute__((always_inline))
-
-INLINE float bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-INLINE uint16_t f32_to_bf16(float f) { /* round to nearest even; NaN stays NaN */
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    return (uint16_t)(((u & 0x7fffffffu) > 0x7f800000u) ? ((u >> 16) | 0x40u) : r);
-}
-
-INLINE float ld(const void *p, int64_t i, const int bf16) {
-    return bf16 ? bf16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
-}
-
-INLINE void st(void *p, int64_t i, float v, const int bf16) {
-    if (bf16)
-        ((uint16_t *)p)[i] = f32_to_bf16(v);
-    else
-        ((float *)p)[i] = v;
-}
-
-/* d^-beta. For the paper's beta = 0.75, rsqrt(d) * rsqrt(sqrt(d)) with sqrt(d) =
- * d * rsqrt(d): under -ffast-math 1/sqrtf is the approximate reciprocal square root
- * plus one Newton step (vrsqrt14ps on AVX-512, about 1 ulp off), where sqrtf and a
- * division are long-latency instructions (the kernel ran 3x slower with them). *r
- * returns rsqrt(d), so that 1/d = r * r costs one multiply. */
-INLINE float inv_pow(float d, float beta, const int b075, float *r) {
-    const float q = 1.0f / sqrtf(d);
-    *r = q;
-    if (b075) return q * (1.0f / sqrtf(d * q));
-    return powf(d, -beta);
-}
-
-/* sum of q[0], q[stride], ..., q[(size-1)*stride]; size is a constant where it matters */
-INLINE float window(const float *q, int64_t stride, const int size) {
-    float s = 0.0f;
-    for (int w = 0; w < size; w++) s += q[w * stride];
-    return s;
-}
 
 typedef struct {
     int64_t N, G, Cg, P, sN, sG, sC, sP;
@@ -261,15 +210,6 @@ static int64_t num_units(const int64_t *dims) {
     return dims[0] * dims[3];
 }
 
-#define DISPATCH(CALL)                                                        \
-    do {                                                                      \
-        const int b075 = s->beta == 0.75f;                                    \
-        if (dtype == 1 && size == 5 && b075) CALL(1, 5, 1);                   \
-        else if (dtype == 0 && size == 5 && b075) CALL(0, 5, 1);              \
-        else if (dtype == 1) CALL(1, size, b075);                             \
-        else CALL(0, size, b075);                                             \
-    } while (0)
-
 /* One thread's share: units [u0, u1), with its own zeroed scratch buffer. */
 static int forward_range(int dtype, const lrn_shape *s, int cl, const void *x, void *y,
                          int64_t u0, int64_t u1) {
@@ -297,17 +237,6 @@ static int backward_range(int dtype, const lrn_shape *s, int cl, const void *x, 
     DISPATCH(BWD);
     free(buf);
     return 0;
-}
-
-/* This thread's share [*u0, *u1) of `units` inside a parallel region. */
-static void share(int64_t units, int64_t *u0, int64_t *u1) {
-#ifdef _OPENMP
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-    const int64_t t = 0, nt = 1;
-#endif
-    *u0 = units * t / nt;
-    *u1 = units * (t + 1) / nt;
 }
 
 /* 1 when built with OpenMP (threads > 1 are used), else 0. */

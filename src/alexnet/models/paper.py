@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from alexnet.fused import relu_lrn_pool
 from alexnet.nn import LocalResponseNorm
 
 from ._registry import register_model
@@ -108,6 +109,29 @@ def _conv_block(name: str, conv: nn.Conv2d, norm: str, cfg: AlexNetConfig, lrn: 
     return layers
 
 
+class Features(nn.Sequential):
+    """conv1 .. pool5 in order; each ReLU -> LRN -> max-pool run (conv1's and conv2's)
+    goes through ``alexnet.fused.relu_lrn_pool``: one pass on the CPU in channels_last,
+    the three modules otherwise (the same numbers either way)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        layers = list(self)
+        i = 0
+        while i < len(layers):
+            run = layers[i : i + 3]
+            if (
+                len(run) == 3
+                and isinstance(run[0], nn.ReLU)
+                and isinstance(run[1], LocalResponseNorm)
+            ):
+                x = relu_lrn_pool(x, *run)  # run[2](run[1](run[0](x))) when not fusable
+                i += 3
+            else:
+                x = layers[i](x)
+                i += 1
+        return x
+
+
 class AlexNet(nn.Module):
     """The 2012 paper's AlexNet (two towers as grouped convolutions, LRN, overlapping pools)."""
 
@@ -135,7 +159,7 @@ class AlexNet(nn.Module):
         conv5 = nn.Conv2d(384, 256, 3, 1, 1, groups=2, bias=not bn)
         feats += _conv_block("conv5", conv5, cfg.norm, cfg, False)
         feats.append(("pool5", nn.MaxPool2d(3, 2)))
-        self.features = nn.Sequential(OrderedDict(feats))
+        self.features = Features(OrderedDict(feats))
         self.classifier = nn.Sequential(
             OrderedDict(
                 [

@@ -1,0 +1,142 @@
+"""alexnet.fused.relu_lrn_pool (csrc/lrn_pool.c) against the three layers it fuses:
+the same pooled values, the same gradients (float32) or within bf16 rounding,
+NaN kept, any thread count, and the three modules whenever it does not apply."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from alexnet import _kernels, fused
+from alexnet.models import create_model
+from alexnet.nn import LocalResponseNorm
+
+needs_kernel = pytest.mark.skipif(
+    _kernels.lrn_library() is None, reason="no C compiler: the three modules run"
+)
+
+
+def _layers(size=5, beta=0.75, groups=2, alpha_over_size=False):
+    lrn = LocalResponseNorm(size, 1e-3, beta, 2.0, alpha_over_size, groups, inplace=True)
+    return nn.ReLU(inplace=True), lrn, nn.MaxPool2d(3, 2)
+
+
+def _run(z, layers, fuse: bool):
+    z = z.clone().requires_grad_(True)
+    relu, lrn, pool = layers
+    y = fused.relu_lrn_pool(z, relu, lrn, pool) if fuse else pool(lrn(relu(z * 1)))
+    g = torch.linspace(-1, 1, y.numel()).reshape(y.shape).to(y.dtype)
+    y.backward(g.contiguous(memory_format=torch.channels_last))
+    return y.detach(), z.grad
+
+
+def _conv_output(shape, dtype, seed=0):
+    torch.manual_seed(seed)
+    return (torch.randn(shape) * 30).to(dtype).contiguous(memory_format=torch.channels_last)
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "shape,kw",
+    [
+        ((3, 96, 13, 13), {}),  # conv1's tail, two towers
+        ((2, 16, 8, 9), {"groups": 1}),  # even height: the last row is in no window
+        ((2, 12, 3, 4), {"size": 4}),  # one output row, even window
+        ((2, 8, 7, 7), {"size": 3, "beta": 0.5}),  # the powf path
+        ((2, 8, 5, 6), {"alpha_over_size": True}),
+    ],
+)
+def test_float32_matches_the_three_layers_exactly(shape, kw):
+    z = _conv_output(shape, torch.float32)
+    layers = _layers(**kw)
+    assert fused._fusable(z, *layers) is not None
+    y, gz = _run(z, layers, fuse=True)
+    y_ref, gz_ref = _run(z, layers, fuse=False)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert gz.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y, y_ref)
+    torch.testing.assert_close(gz, gz_ref, rtol=1e-6, atol=1e-7)
+
+
+@needs_kernel
+def test_gradient_against_float64():
+    z = _conv_output((2, 96, 11, 11), torch.float32, seed=3)
+    layers = _layers()
+    _, gz = _run(z, layers, fuse=True)
+    _, gz64 = _run(z.double(), layers, fuse=False)  # the torch-ops LRN in float64
+    torch.testing.assert_close(gz.double(), gz64, rtol=1e-5, atol=1e-6)
+
+
+@needs_kernel
+def test_bf16_same_values_and_gradient_within_rounding():
+    z = _conv_output((4, 96, 15, 15), torch.bfloat16, seed=1)
+    layers = _layers()
+    y, gz = _run(z, layers, fuse=True)
+    y_ref, gz_ref = _run(z, layers, fuse=False)
+    assert y.dtype == gz.dtype == torch.bfloat16
+    assert torch.equal(y, y_ref)  # the max of values rounded to bf16, as the layers store them
+    # the layers round dL/db to bf16 before the LRN's backward; the kernel keeps float32
+    scale = gz_ref.float().abs().max()
+    assert ((gz.float() - gz_ref.float()).abs().max() / scale).item() < 1.6e-2
+
+
+@needs_kernel
+def test_nan_propagates_like_the_layers():
+    z = _conv_output((1, 8, 7, 7), torch.float32)
+    z[0, 2, 3, 3] = float("nan")
+    layers = _layers(groups=1)
+    with torch.no_grad():
+        y = fused.relu_lrn_pool(z.clone(), *layers)
+        y_ref = layers[2](layers[1](layers[0](z.clone())))
+    assert torch.isnan(y).any()
+    assert torch.equal(torch.isnan(y), torch.isnan(y_ref))
+    assert torch.equal(y.nan_to_num(), y_ref.nan_to_num())
+
+
+@needs_kernel
+def test_same_bits_for_any_number_of_threads():
+    z = _conv_output((5, 96, 13, 13), torch.float32)
+    layers = _layers()
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            outs.append(_run(z, layers, fuse=True))
+    finally:
+        torch.set_num_threads(before)
+    for y, gz in outs[1:]:
+        assert torch.equal(y, outs[0][0]) and torch.equal(gz, outs[0][1])
+
+
+def test_the_three_modules_run_where_the_kernel_does_not_apply(monkeypatch):
+    relu, lrn, pool = _layers()
+    z = _conv_output((2, 8, 9, 9), torch.float32)
+    assert fused._fusable(z.contiguous(), relu, lrn, pool) is None  # NCHW
+    assert fused._fusable(z.double(), relu, lrn, pool) is None
+    assert fused._fusable(z, relu, lrn, nn.MaxPool2d(2, 2)) is None
+    assert fused._fusable(z, relu, lrn, nn.MaxPool2d(3, 2, ceil_mode=True)) is None
+    assert fused._fusable(z[:, :, :2, :2], relu, lrn, pool) is None  # smaller than a window
+    seen = []
+    handle = lrn.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    assert fused._fusable(z, relu, lrn, pool) is None  # a hook must see its layer
+    with torch.no_grad():
+        fused.relu_lrn_pool(z.clone(), relu, lrn, pool)
+    handle.remove()
+    assert seen == [z.shape]
+    monkeypatch.setenv("ALEXNET_LRN_KERNEL", "torch")
+    assert fused._fusable(z, relu, lrn, pool) is None
+
+
+@needs_kernel
+def test_alexnet_features_equal_its_layers_one_by_one():
+    model = create_model("alexnet", num_classes=10).to(memory_format=torch.channels_last).eval()
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 227, 227).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        y = model.features(x)
+        ref = x
+        for layer in model.features:
+            ref = layer(ref)
+    assert torch.equal(y, ref)
