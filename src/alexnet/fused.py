@@ -1,7 +1,7 @@
 """ReLU -> LRN -> max-pool 3/2 in one pass: the tail of conv1 and conv2 (§3.3, §3.4).
 
 ``relu_lrn_pool(z, relu, lrn, pool)`` returns ``pool(lrn(relu(z)))``. On the CPU,
-for a float32 or bf16 channels_last tensor, it runs the C kernel of
+for a float32 or bf16 tensor (channels_last or NCHW), it runs the C kernel of
 ``csrc/lrn_pool.c`` (built with the LRN kernel by ``alexnet._kernels``): the
 forward reads the conv output once and writes only the pooled output, the backward
 reads it and the pooled gradient and writes the conv output's gradient; the LRN
@@ -10,7 +10,7 @@ conv1 at batch 64 in bf16) are never written. The numbers are the three layers':
 the same pooled values, and the gradient routed to the same maximum of each window
 (PyTorch's first-maximum rule, on values rounded to the tensor's dtype).
 
-Everywhere else (NCHW, CUDA, other dtypes or pool shapes, ``torch.compile``,
+Everywhere else (CUDA, other dtypes or pool shapes, other strides, ``torch.compile``,
 ``torch.export``, ONNX, no compiler, ``ALEXNET_LRN_KERNEL=torch``) and whenever a
 hook is registered on one of the three modules, the three modules run as usual,
 so hooks and exporters see every layer.
@@ -63,7 +63,9 @@ def _fusable(z: Tensor, relu: nn.Module, lrn: nn.Module, pool: nn.Module):
         and not pool.return_indices
     ):
         return None
-    if z.dim() != 4 or z.dtype not in _DTYPES or not _is_channels_last(z):
+    if z.dim() != 4 or z.dtype not in _DTYPES:
+        return None
+    if not (z.is_contiguous() or _is_channels_last(z)):
         return None
     if z.shape[2] < 3 or z.shape[3] < 3 or z.shape[1] % lrn.groups or _tracing():
         return None
@@ -75,7 +77,7 @@ def _fusable(z: Tensor, relu: nn.Module, lrn: nn.Module, pool: nn.Module):
 def _call(fn, z: Tensor, pointers: list[int], params: tuple) -> None:
     n, c, h, w = z.shape
     size, alpha, beta, k, groups = params
-    dims = (ctypes.c_int64 * 5)(n, h, w, groups, c // groups)
+    dims = (ctypes.c_int64 * 6)(n, h, w, groups, c // groups, int(_is_channels_last(z)))
     threads = min(torch.get_num_threads(), max(1, z.numel() >> 16))
     rc = fn(_DTYPES[z.dtype], *pointers, dims, size, alpha, beta, k, threads)
     if rc:
@@ -89,14 +91,9 @@ class _ReluLRNPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z: Tensor, lib, params: tuple) -> Tensor:
         n, c, h, w = z.shape
-        out = torch.empty(
-            n,
-            c,
-            (h - 3) // 2 + 1,
-            (w - 3) // 2 + 1,
-            dtype=z.dtype,
-            memory_format=torch.channels_last,
-        )
+        fmt = torch.channels_last if _is_channels_last(z) else torch.contiguous_format
+        pooled = (n, c, (h - 3) // 2 + 1, (w - 3) // 2 + 1)
+        out = torch.empty(pooled, dtype=z.dtype, memory_format=fmt)
         _call(lib.alexnet_relu_lrn_pool_forward, z, [z.data_ptr(), out.data_ptr()], params)
         if z.requires_grad:
             ctx.save_for_backward(z)
@@ -107,8 +104,9 @@ class _ReluLRNPool(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, gp: Tensor):
         (z,) = ctx.saved_tensors
-        gp = gp.contiguous(memory_format=torch.channels_last)
-        gz = torch.empty_like(z, memory_format=torch.channels_last)
+        fmt = torch.channels_last if _is_channels_last(z) else torch.contiguous_format
+        gp = gp.contiguous(memory_format=fmt)
+        gz = torch.empty_like(z, memory_format=fmt)
         ptrs = [z.data_ptr(), gp.data_ptr(), gz.data_ptr()]
         _call(ctx.lib.alexnet_relu_lrn_pool_backward, z, ptrs, ctx.params)
         return gz, None, None
