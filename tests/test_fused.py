@@ -157,3 +157,20 @@ def test_alexnet_features_equal_its_layers_one_by_one(channels_last):
     if channels_last:
         assert torch.equal(y, ref)
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-6)
+
+
+@needs_kernel
+def test_benchmark_script_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "bench_fused.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--batch", "2", "--repeats", "1", "--bf16", "--nchw"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert "conv1 (2, 96, 55, 55) forward+backward" in out and "three layers" in out
