@@ -48,8 +48,8 @@ LAYOUTS = pytest.mark.parametrize("channels_last", [True, False], ids=["channels
     [
         ((3, 96, 13, 13), {}),  # conv1's tail, two towers
         ((2, 16, 8, 9), {"groups": 1}),  # even height: the last row is in no window
-        ((2, 12, 3, 4), {"size": 4}),  # one output row, even window
-        ((2, 8, 7, 7), {"size": 3, "beta": 0.5}),  # the powf path
+        ((2, 12, 3, 4), {}),  # one output row
+        ((2, 10, 7, 7), {"groups": 1}),  # odd height and width
         ((2, 8, 5, 6), {"alpha_over_size": True}),
     ],
 )
@@ -131,6 +131,8 @@ def test_the_three_modules_run_where_the_kernel_does_not_apply(monkeypatch):
     assert fused._fusable(z, relu, lrn, nn.MaxPool2d(2, 2)) is None
     assert fused._fusable(z, relu, lrn, nn.MaxPool2d(3, 2, ceil_mode=True)) is None
     assert fused._fusable(z[:, :, :2, :2], relu, lrn, pool) is None  # smaller than a window
+    for other in (_layers(size=3)[1], _layers(beta=0.5)[1]):  # not the paper's n, beta
+        assert fused._fusable(z, relu, other, pool) is None
     seen = []
     handle = lrn.register_forward_hook(lambda m, i, o: seen.append(o.shape))
     assert fused._fusable(z, relu, lrn, pool) is None  # a hook must see its layer

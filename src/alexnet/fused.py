@@ -10,7 +10,8 @@ conv1 at batch 64 in bf16) are never written. The numbers are the three layers':
 the same pooled values, and the gradient routed to the same maximum of each window
 (PyTorch's first-maximum rule, on values rounded to the tensor's dtype).
 
-Everywhere else (CUDA, other dtypes or pool shapes, other strides, ``torch.compile``,
+Everywhere else (CUDA, other dtypes, pool shapes or LRN constants than the paper's
+n = 5 and beta = 0.75, other strides, ``torch.compile``,
 ``torch.export``, ONNX, no compiler, ``ALEXNET_LRN_KERNEL=torch``) and whenever a
 hook is registered on one of the three modules, the three modules run as usual,
 so hooks and exporters see every layer.
@@ -54,6 +55,8 @@ def _fusable(z: Tensor, relu: nn.Module, lrn: nn.Module, pool: nn.Module):
     if not (
         type(relu) is nn.ReLU
         and type(lrn) is LocalResponseNorm
+        and lrn.size == 5  # the paper's window and exponent (lrn_pool.c builds only these)
+        and lrn.beta == 0.75
         and type(pool) is nn.MaxPool2d
         and _pair(pool.kernel_size) == (3, 3)
         and _pair(pool.stride) == (2, 2)

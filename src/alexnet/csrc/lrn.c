@@ -121,6 +121,19 @@ INLINE void nchw_backward(const lrn_shape *s, const void *x, const void *gy, voi
  * whole before any of it is computed: loads of a row just stored would wait for the
  * stores (failed store-to-load forwarding made a one-segment-at-a-time loop 2x
  * slower), and y may be x (in-place inference). */
+/* a = the chunk's nseg segments of Cg values from x at off, and sq[sg SP + lo + c] = a^2 */
+INLINE void cl_load(const void *x, int64_t off, int64_t nseg, int64_t Cg, int64_t lo, int64_t SP,
+                    float *restrict a, float *restrict sq, const int bf16) {
+    for (int64_t sg = 0; sg < nseg; sg++) {
+        float *restrict as = a + sg * Cg, *restrict q = sq + sg * SP + lo;
+        for (int64_t c = 0; c < Cg; c++) {
+            const float v = ld(x, off + sg * Cg + c, bf16);
+            as[c] = v;
+            q[c] = v * v;
+        }
+    }
+}
+
 INLINE void cl_forward(const lrn_shape *s, const void *x, void *y, int64_t u0, int64_t u1,
                        float *restrict buf, int64_t R, const int bf16, const int size,
                        const int b075) {
@@ -129,14 +142,7 @@ INLINE void cl_forward(const lrn_shape *s, const void *x, void *y, int64_t u0, i
     float *restrict a = buf, *restrict sq = a + R * G * Cg; /* sq[sg SP + lo + c] = a^2 */
     for (int64_t c0 = u0; c0 < u1; c0 += R) {
         const int64_t nseg = ((u1 - c0 < R) ? u1 - c0 : R) * G, off = c0 * G * Cg;
-        for (int64_t sg = 0; sg < nseg; sg++) {
-            float *restrict as = a + sg * Cg, *restrict q = sq + sg * SP + lo;
-            for (int64_t c = 0; c < Cg; c++) {
-                const float v = ld(x, off + sg * Cg + c, bf16);
-                as[c] = v;
-                q[c] = v * v;
-            }
-        }
+        cl_load(x, off, nseg, Cg, lo, SP, a, sq, bf16);
         for (int64_t sg = 0; sg < nseg; sg++) {
             const float *restrict as = a + sg * Cg, *restrict q = sq + sg * SP;
             for (int64_t c = 0; c < Cg; c++) {
@@ -159,14 +165,7 @@ INLINE void cl_backward(const lrn_shape *s, const void *x, const void *gy, void 
     float *restrict v = sq + R * G * SP;
     for (int64_t c0 = u0; c0 < u1; c0 += R) {
         const int64_t nseg = ((u1 - c0 < R) ? u1 - c0 : R) * G, off = c0 * G * Cg;
-        for (int64_t sg = 0; sg < nseg; sg++) {
-            float *restrict as = a + sg * Cg, *restrict q = sq + sg * SP + lo;
-            for (int64_t c = 0; c < Cg; c++) {
-                const float val = ld(x, off + sg * Cg + c, bf16);
-                as[c] = val;
-                q[c] = val * val;
-            }
-        }
+        cl_load(x, off, nseg, Cg, lo, SP, a, sq, bf16);
         for (int64_t sg = 0; sg < nseg; sg++) {
             const float *restrict as = a + sg * Cg, *restrict q = sq + sg * SP;
             float *restrict ts = t + sg * Cg, *restrict vs = v + sg * SP + hi;
@@ -253,8 +252,8 @@ int alexnet_lrn_openmp(void) {
  * (alexnet/_kernels.py links it so), whose threads would otherwise spin-wait beside
  * ours after each PyTorch op. An element's result does not depend on the split.
  * Returns 0, -1 for a layout that is neither NCHW nor channels_last, -2 out of memory. */
-int alexnet_lrn_forward(int dtype, const void *x, void *y, const int64_t *dims, int size,
-                        double alpha, double beta, double k, int threads) {
+static int run(int dtype, const void *x, const void *gy, void *out, const int64_t *dims,
+               int size, double alpha, double beta, double k, int threads) {
     lrn_shape s;
     const int cl = fill_shape(&s, dims, size, alpha, beta, k);
     if (cl < 0) return -1;
@@ -264,23 +263,18 @@ int alexnet_lrn_forward(int dtype, const void *x, void *y, const int64_t *dims, 
     {
         int64_t u0, u1;
         share(units, &u0, &u1);
-        rc = forward_range(dtype, &s, cl, x, y, u0, u1);
+        rc = gy ? backward_range(dtype, &s, cl, x, gy, out, u0, u1)
+                : forward_range(dtype, &s, cl, x, out, u0, u1);
     }
     return rc;
 }
 
+int alexnet_lrn_forward(int dtype, const void *x, void *y, const int64_t *dims, int size,
+                        double alpha, double beta, double k, int threads) {
+    return run(dtype, x, NULL, y, dims, size, alpha, beta, k, threads);
+}
+
 int alexnet_lrn_backward(int dtype, const void *x, const void *gy, void *gx, const int64_t *dims,
                          int size, double alpha, double beta, double k, int threads) {
-    lrn_shape s;
-    const int cl = fill_shape(&s, dims, size, alpha, beta, k);
-    if (cl < 0) return -1;
-    const int64_t units = num_units(dims);
-    int rc = 0;
-#pragma omp parallel num_threads(threads) if (threads > 1) reduction(min : rc)
-    {
-        int64_t u0, u1;
-        share(units, &u0, &u1);
-        rc = backward_range(dtype, &s, cl, x, gy, gx, u0, u1);
-    }
-    return rc;
+    return run(dtype, x, gy, gx, dims, size, alpha, beta, k, threads);
 }
