@@ -217,20 +217,31 @@ INLINE void forward_units(const rlp_shape *s, const void *z, void *p, int64_t u0
 }
 
 /* Output (n, ph, pw, ch)'s window: its first maximum (0..8, row-major, as PyTorch's
- * scan) into idx[i] and its gradient into gv[i]. */
+ * scan) into idx[i] and its gradient into gv[i]; written out, not as a loop over the
+ * nine, so that it vectorises along memory in both layouts. */
 #define ARGMAX(pw, ch, i)                                                      \
     do {                                                                       \
         const int64_t o_ = in_at(s, 2 * (pw), ch, cl), st_ = in_at(s, 1, 0, cl); \
-        float x_ = rows[0][o_];                                                \
+        const float *r0_ = rows[0] + o_, *r1_ = rows[1] + o_, *r2_ = rows[2] + o_; \
+        float x_ = r0_[0];                                                     \
         int32_t at_ = 0;                                                       \
-        for (int q_ = 1; q_ < 9; q_++) {                                       \
-            const float y_ = rows[q_ / 3][o_ + (q_ % 3) * st_];                \
-            const int up_ = takes_over(y_, x_);                                \
-            x_ = up_ ? y_ : x_;                                                \
-            at_ = up_ ? q_ : at_;                                              \
-        }                                                                      \
+        SCAN(1, r0_[st_]);                                                     \
+        SCAN(2, r0_[2 * st_]);                                                 \
+        SCAN(3, r1_[0]);                                                       \
+        SCAN(4, r1_[st_]);                                                     \
+        SCAN(5, r1_[2 * st_]);                                                 \
+        SCAN(6, r2_[0]);                                                       \
+        SCAN(7, r2_[st_]);                                                     \
+        SCAN(8, r2_[2 * st_]);                                                 \
         idx[i] = at_;                                                          \
         gv[i] = ld(gp, out_at(s, n, ph, pw, ch, cl), bf16);                    \
+    } while (0)
+#define SCAN(q, y)                                                             \
+    do {                                                                       \
+        const float y_ = (y);                                                  \
+        const int up_ = takes_over(y_, x_);                                    \
+        x_ = up_ ? y_ : x_;                                                    \
+        at_ = up_ ? (q) : at_;                                                 \
     } while (0)
 
 /* Adds output row (n, ph)'s gradient to gb at each window's first maximum. */
@@ -259,6 +270,7 @@ INLINE void scatter_row(const rlp_shape *s, scratch *w, const float *const rows[
     }
 }
 #undef ARGMAX
+#undef SCAN
 
 INLINE void backward_samples(const rlp_shape *s, const void *z, const void *gp, void *gz,
                              int64_t n0, int64_t n1, scratch *w, const int bf16, const int size,
