@@ -2,22 +2,24 @@
 max-pool in one pass): one library, built once per machine with the system C
 compiler and loaded with ctypes.
 
-Plain C with no Python or PyTorch headers, so the build takes about a second, not
-the minute of a ``torch.utils.cpp_extension`` build. It is built with ``-fopenmp``
-and so linked to ``libgomp.so.1``, the OpenMP runtime PyTorch's Linux wheels load
-(as ``torch/lib/libgomp.so.1``): the dynamic loader resolves the name to that copy,
-and the kernel's threads are PyTorch's own. With a thread pool of its own, the LRN
-took 65 ms of a bf16 channels_last training step at batch 64 (2-core CPU), against
-39 ms with ``OMP_WAIT_POLICY=PASSIVE``: PyTorch's OpenMP threads spin-wait for a
-while after each op, on the cores the pool needs. Where ``-fopenmp`` does not
-build (a compiler without OpenMP), it is built without and runs on one thread. The library goes to
-``kernels/`` in alexnet's cache folder (``alexnet._cache.cache_dir``), named by a
-hash of the source, the compiler command and the CPU's feature flags (it is built
-with ``-march=native``). It is written under a temporary name and renamed, so
-concurrent processes (torchrun ranks) never load a half-written file. Without a
-compiler, or when the build fails, :func:`lrn_library` records why and returns
-None, and ``alexnet.nn`` keeps its torch-ops path; ``ALEXNET_LRN_KERNEL=torch``
-forces that path, ``ALEXNET_LRN_KERNEL=c`` turns a failed build into an error.
+Plain C with no Python or PyTorch headers, so the build takes about 5 s, not the
+minute of a ``torch.utils.cpp_extension`` build. It is built with ``-fopenmp`` and
+so linked to ``libgomp.so.1``, the OpenMP runtime PyTorch's Linux wheels load (as
+``torch/lib/libgomp.so.1``): the dynamic loader resolves the name to that copy, and
+the kernels' threads are PyTorch's own. With a thread pool of its own, the LRN took
+65 ms of a bf16 channels_last training step at batch 64 (2-core CPU), against 39 ms
+with ``OMP_WAIT_POLICY=PASSIVE``: PyTorch's OpenMP threads spin-wait for a while
+after each op, on the cores the pool needs. Where ``-fopenmp`` does not build (a
+compiler without OpenMP), it is built without and runs on one thread.
+
+The library goes to ``kernels/`` in alexnet's cache folder
+(``alexnet._cache.cache_dir``), named by a hash of the sources, the compiler command
+and the CPU's feature flags (it is built with ``-march=native``). It is written under
+a temporary name and renamed, so concurrent processes (torchrun ranks) never load a
+half-written file. Without a compiler, or when the build fails, :func:`lrn_library`
+records why and returns None, and ``alexnet.nn`` keeps its torch-ops path;
+``ALEXNET_LRN_KERNEL=torch`` forces that path, ``ALEXNET_LRN_KERNEL=c`` turns a failed
+build into an error.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ _FLAGS = (
 )
 _OPENMP = ("-fopenmp",)
 _lock = threading.Lock()
-_state: dict[str, object] = {}  # "lib" (CDLL or None), "error" (str)
+_state: dict[str, object] = {}  # "lib" (CDLL or None), "error", "openmp_error" (str)
 
 
 def _cpu_flags() -> str:
@@ -116,10 +118,10 @@ def _load() -> ctypes.CDLL:
     lib.alexnet_lrn_openmp.argtypes = []
     lib.alexnet_lrn_openmp.restype = cint
     common = [i64p, cint, dbl, dbl, dbl, cint]
-    lib.alexnet_lrn_forward.argtypes = [ctypes.c_int, vp, vp, *common]
-    lib.alexnet_lrn_forward.restype = ctypes.c_int
-    lib.alexnet_lrn_backward.argtypes = [ctypes.c_int, vp, vp, vp, *common]
-    lib.alexnet_lrn_backward.restype = ctypes.c_int
+    lib.alexnet_lrn_forward.argtypes = [cint, vp, vp, *common]
+    lib.alexnet_lrn_forward.restype = cint
+    lib.alexnet_lrn_backward.argtypes = [cint, vp, vp, vp, *common]
+    lib.alexnet_lrn_backward.restype = cint
     lib.alexnet_relu_lrn_pool_forward.argtypes = [cint, vp, vp, *common]
     lib.alexnet_relu_lrn_pool_forward.restype = cint
     lib.alexnet_relu_lrn_pool_backward.argtypes = [cint, vp, vp, vp, *common]
@@ -153,5 +155,7 @@ def kernel_status() -> str:
     lib = lrn_library()
     if lib is None:
         return f"torch ops (C kernel unavailable: {_state.get('error')})"
-    threads = "OpenMP" if lib.alexnet_lrn_openmp() else "one thread: built without OpenMP"
-    return f"C kernel ({Path(lib._name).name}, {threads})"
+    if lib.alexnet_lrn_openmp():
+        return f"C kernel ({Path(lib._name).name}, OpenMP)"
+    why = str(_state.get("openmp_error", "")).splitlines()[-1:] or ["-fopenmp not tried"]
+    return f"C kernel ({Path(lib._name).name}, one thread: built without OpenMP: {why[0]})"

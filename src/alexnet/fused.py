@@ -26,11 +26,16 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn.modules import module as _module
 
-from alexnet.nn import LocalResponseNorm, _is_channels_last, _kernel, _tracing
+from alexnet.nn import (
+    LocalResponseNorm,
+    _call_kernel,
+    _is_channels_last,
+    _kernel,
+    _memory_format,
+    _tracing,
+)
 
 __all__ = ["relu_lrn_pool"]
-
-_DTYPES = {torch.float32: 0, torch.bfloat16: 1}
 
 
 def _pair(v) -> tuple:
@@ -66,25 +71,20 @@ def _fusable(z: Tensor, relu: nn.Module, lrn: nn.Module, pool: nn.Module):
         and not pool.return_indices
     ):
         return None
-    if z.dim() != 4 or z.dtype not in _DTYPES:
-        return None
-    if not (z.is_contiguous() or _is_channels_last(z)):
+    if z.dim() != 4 or not (z.is_contiguous() or _is_channels_last(z)):
         return None
     if z.shape[2] < 3 or z.shape[3] < 3 or z.shape[1] % lrn.groups or _tracing():
         return None
     if _has_hooks(relu, lrn, pool):
         return None
-    return _kernel(z)  # None off the CPU or without the library
+    return _kernel(z)  # None off the CPU, for other dtypes, or without the library
 
 
 def _call(fn, z: Tensor, pointers: list[int], params: tuple) -> None:
     n, c, h, w = z.shape
     size, alpha, beta, k, groups = params
     dims = (ctypes.c_int64 * 6)(n, h, w, groups, c // groups, int(_is_channels_last(z)))
-    threads = min(torch.get_num_threads(), max(1, z.numel() >> 16))
-    rc = fn(_DTYPES[z.dtype], *pointers, dims, size, alpha, beta, k, threads)
-    if rc:
-        raise RuntimeError(f"ReLU-LRN-pool kernel failed ({rc}) on a {tuple(z.shape)} tensor")
+    _call_kernel(fn, z, pointers, dims, (size, alpha, beta, k), "ReLU-LRN-pool")
 
 
 class _ReluLRNPool(torch.autograd.Function):
@@ -94,7 +94,7 @@ class _ReluLRNPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z: Tensor, lib, params: tuple) -> Tensor:
         n, c, h, w = z.shape
-        fmt = torch.channels_last if _is_channels_last(z) else torch.contiguous_format
+        fmt = _memory_format(z)
         pooled = (n, c, (h - 3) // 2 + 1, (w - 3) // 2 + 1)
         out = torch.empty(pooled, dtype=z.dtype, memory_format=fmt)
         _call(lib.alexnet_relu_lrn_pool_forward, z, [z.data_ptr(), out.data_ptr()], params)
@@ -107,7 +107,7 @@ class _ReluLRNPool(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, gp: Tensor):
         (z,) = ctx.saved_tensors
-        fmt = torch.channels_last if _is_channels_last(z) else torch.contiguous_format
+        fmt = _memory_format(z)
         gp = gp.contiguous(memory_format=fmt)
         gz = torch.empty_like(z, memory_format=fmt)
         ptrs = [z.data_ptr(), gp.data_ptr(), gz.data_ptr()]

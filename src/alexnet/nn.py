@@ -93,6 +93,10 @@ def _is_channels_last(x: Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
+def _memory_format(x: Tensor) -> torch.memory_format:
+    return torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+
+
 def _towers(x: Tensor, groups: int) -> Tensor:
     """(N, C, H, W) -> (N, groups, C/groups, H*W) view, in either memory format."""
     n, c, h, w = x.shape
@@ -217,9 +221,18 @@ def _kernel(x: Tensor):
     return lrn_library()  # built on the first call
 
 
-def _run_kernel(lib, fn, x: Tensor, groups: int, pointers: list[int], params: tuple) -> None:
-    """Calls ``fn`` of the C kernel on x's (N, G, C/G, H*W) view; the kernel shares
-    the work out between PyTorch's OpenMP threads (ctypes releases the GIL)."""
+def _call_kernel(fn, x: Tensor, pointers: list[int], dims, params: tuple, what: str) -> None:
+    """Calls ``fn`` of the C library (lrn.c or lrn_pool.c) on x's data: the kernel shares
+    the work out between PyTorch's OpenMP threads (ctypes releases the GIL), one per
+    64 Ki elements at most."""
+    threads = min(torch.get_num_threads(), max(1, x.numel() >> 16))
+    rc = fn(_KERNEL_DTYPES[x.dtype], *pointers, dims, *params, threads)
+    if rc:
+        raise RuntimeError(f"{what} kernel failed ({rc}) on a {tuple(x.shape)} tensor")
+
+
+def _run_kernel(fn, x: Tensor, groups: int, pointers: list[int], params: tuple) -> None:
+    """Calls ``fn`` of the LRN kernel on x's (N, G, C/G, H*W) view."""
     import ctypes
 
     n, c, h, w = x.shape
@@ -227,10 +240,7 @@ def _run_kernel(lib, fn, x: Tensor, groups: int, pointers: list[int], params: tu
     # element strides of (n, g, c, p)
     strides = (p * c, cg, 1, c) if _is_channels_last(x) else (c * p, cg * p, p, 1)
     dims = (ctypes.c_int64 * 8)(n, groups, cg, p, *strides)
-    threads = min(torch.get_num_threads(), max(1, x.numel() >> 16))
-    rc = fn(_KERNEL_DTYPES[x.dtype], *pointers, dims, *params, threads)
-    if rc:
-        raise RuntimeError(f"LRN kernel failed ({rc}) on a {tuple(x.shape)} tensor")
+    _call_kernel(fn, x, pointers, dims, params, "LRN")
 
 
 def _lrn_forward(
@@ -238,14 +248,14 @@ def _lrn_forward(
 ):
     """b = a * (k + alpha * window_sum(a**2)) ** -beta, chunk by chunk; into x itself
     when ``inplace`` (both paths read a whole chunk before writing any of it)."""
-    fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+    fmt = _memory_format(x)
     b = x if inplace else torch.empty_like(x, memory_format=fmt)
     if x.numel() == 0:
         return b
     lib = _kernel(x)
     if lib is not None:
         params = (size, alpha, beta, k)
-        _run_kernel(lib, lib.alexnet_lrn_forward, x, groups, [x.data_ptr(), b.data_ptr()], params)
+        _run_kernel(lib.alexnet_lrn_forward, x, groups, [x.data_ptr(), b.data_ptr()], params)
         return b
     xv, bv = _towers(x, groups), _towers(b, groups)
 
@@ -266,7 +276,7 @@ def _lrn_backward(
 ) -> Tensor:
     """dL/da = g * s - 2 * alpha * beta * a * window_sum^T(g * b / d), s = d**-beta,
     b = a * s, recomputing d and s per chunk in cache (only the input is saved)."""
-    fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+    fmt = _memory_format(x)
     grad = torch.empty_like(x, memory_format=fmt)
     if x.numel() == 0:
         return grad
@@ -274,7 +284,7 @@ def _lrn_backward(
     lib = _kernel(x)
     if lib is not None:
         ptrs = [x.data_ptr(), g.data_ptr(), grad.data_ptr()]
-        _run_kernel(lib, lib.alexnet_lrn_backward, x, groups, ptrs, (size, alpha, beta, k))
+        _run_kernel(lib.alexnet_lrn_backward, x, groups, ptrs, (size, alpha, beta, k))
         return grad
     xv, rv = _towers(x, groups), _towers(grad, groups)
     gv = _towers(g, groups)

@@ -79,15 +79,4 @@ static inline void share(int64_t units, int64_t *u0, int64_t *u1) {
     *u1 = units * (t + 1) / nt;
 }
 
-/* CALL(bf16, size, b075) with compile-time constants for the paper's case (size 5,
- * beta 0.75) in either dtype; needs `dtype`, `size` and a shape pointer `s` in scope. */
-#define DISPATCH(CALL)                                                        \
-    do {                                                                      \
-        const int b075 = s->beta == 0.75f;                                    \
-        if (dtype == 1 && size == 5 && b075) CALL(1, 5, 1);                   \
-        else if (dtype == 0 && size == 5 && b075) CALL(0, 5, 1);              \
-        else if (dtype == 1) CALL(1, size, b075);                             \
-        else CALL(0, size, b075);                                             \
-    } while (0)
-
 #endif

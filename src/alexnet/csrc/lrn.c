@@ -61,11 +61,10 @@ INLINE int64_t nchw_load(const lrn_shape *s, const void *x, int64_t u, int64_t n
 
 INLINE void nchw_forward(const lrn_shape *s, const void *x, void *y, int64_t u0, int64_t u1,
                          float *buf, const int bf16, const int size, const int b075) {
-    const int64_t Cg = s->Cg, lo = (size - 1) / 2, W = Cg + size - 1;
+    const int64_t Cg = s->Cg, lo = (size - 1) / 2;
     const int64_t nblocks = (s->P + BLOCK - 1) / BLOCK;
     const float k = s->k, alpha = s->alpha, beta = s->beta;
     float *a = buf, *sq = a + Cg * BLOCK;
-    memset(sq, 0, (size_t)(W * BLOCK) * sizeof(float));
     for (int64_t u = u0; u < u1; u++) {
         int64_t B;
         const int64_t base = nchw_load(s, x, u, nblocks, lo, a, sq, &B, bf16);
@@ -86,8 +85,6 @@ INLINE void nchw_backward(const lrn_shape *s, const void *x, const void *gy, voi
     const int64_t nblocks = (s->P + BLOCK - 1) / BLOCK;
     const float k = s->k, alpha = s->alpha, beta = s->beta, coef = -2.0f * alpha * beta;
     float *a = buf, *sq = a + Cg * BLOCK, *t = sq + W * BLOCK, *v = t + Cg * BLOCK;
-    memset(sq, 0, (size_t)(W * BLOCK) * sizeof(float));
-    memset(v, 0, (size_t)(W * BLOCK) * sizeof(float));
     for (int64_t u = u0; u < u1; u++) {
         int64_t B;
         const int64_t base = nchw_load(s, x, u, nblocks, lo, a, sq, &B, bf16);
@@ -208,6 +205,17 @@ static int64_t num_units(const int64_t *dims) {
     if (dims[7] == 1) return dims[0] * dims[1] * ((dims[3] + BLOCK - 1) / BLOCK);
     return dims[0] * dims[3];
 }
+
+/* CALL(bf16, size, b075) with compile-time constants for the paper's case (size 5,
+ * beta 0.75) in either dtype; needs `dtype`, `size` and the shape pointer `s`. */
+#define DISPATCH(CALL)                                                        \
+    do {                                                                      \
+        const int b075 = s->beta == 0.75f;                                    \
+        if (dtype == 1 && size == 5 && b075) CALL(1, 5, 1);                   \
+        else if (dtype == 0 && size == 5 && b075) CALL(0, 5, 1);              \
+        else if (dtype == 1) CALL(1, size, b075);                             \
+        else CALL(0, size, b075);                                             \
+    } while (0)
 
 /* One thread's share: units [u0, u1), with its own zeroed scratch buffer. */
 static int forward_range(int dtype, const lrn_shape *s, int cl, const void *x, void *y,
