@@ -50,7 +50,12 @@ from torch.autograd.function import once_differentiable
 
 from alexnet._kernels import lrn_library  # standard library only (ctypes)
 
-__all__ = ["LocalResponseNorm", "local_response_norm", "local_response_norm_reference"]
+__all__ = [
+    "Dropout",
+    "LocalResponseNorm",
+    "local_response_norm",
+    "local_response_norm_reference",
+]
 
 # Elements per chunk of the fast path on the CPU: 2 MiB of float32, so the six
 # scratch buffers of a chunk stay in cache.
@@ -455,3 +460,37 @@ class LocalResponseNorm(nn.Module):
         s += ", alpha_over_size=True" if self.alpha_over_size else ""
         s += f", groups={self.groups}" if self.groups > 1 else ""
         return s + (", inplace=True" if self.inplace else "")
+
+
+class Dropout(nn.Module):
+    """Dropout of §4.2 in either form.
+
+    ``form="paper"``: in training each output is zeroed with probability ``p`` and the
+    rest pass unchanged; at test time every output is multiplied by ``1 - p`` ("At test
+    time, we use all the neurons but multiply their outputs by 0.5"). ``"inverted"``:
+    PyTorch's ``nn.Dropout``, which scales the kept outputs by ``1 / (1 - p)`` in training
+    and is the identity at test time. The two give the same expected activations, but
+    with weight decay and the §5 initialisation they do not train alike: under the
+    inverted form the layer after the dropout sees inputs twice as large in training.
+    """
+
+    def __init__(self, p: float = 0.5, form: str = "paper") -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        if form not in ("paper", "inverted"):
+            raise ValueError(f"dropout form must be 'paper' or 'inverted', got {form!r}")
+        self.p, self.form = p, form
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.form == "inverted":
+            return nn.functional.dropout(x, self.p, self.training)
+        if not self.training:
+            return x * (1.0 - self.p)
+        if self.p == 0.0:
+            return x
+        keep = torch.empty_like(x).bernoulli_(1.0 - self.p)  # 1 with probability 1 - p
+        return x * keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, form={self.form!r}"

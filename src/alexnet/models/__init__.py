@@ -1,15 +1,27 @@
 """The networks and their registry. Modules here import only torch."""
 
-from ._registry import create_model, list_models, register_model
+from ._registry import (
+    PAPER_LAYERS,
+    ModelInfo,
+    create_model,
+    input_size_for,
+    list_models,
+    model_info,
+    register_model,
+)
 from .owt import AlexNetOWT
 from .paper import AlexNet, AlexNetConfig, tower_slices
 
 __all__ = [
+    "PAPER_LAYERS",
     "AlexNet",
     "AlexNetConfig",
     "AlexNetOWT",
+    "ModelInfo",
     "create_model",
+    "input_size_for",
     "list_models",
+    "model_info",
     "register_model",
     "tower_slices",
 ]

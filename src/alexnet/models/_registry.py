@@ -1,20 +1,109 @@
-"""Model registry: ``@register_model`` builders and ``create_model(name)`` (timm's pattern)."""
+"""The model registry: ``@register_model`` builders with what the rest of the package needs
+to know about each network (timm's ``pretrained_cfg`` pattern), and ``create_model(name)``.
+
+Code outside ``models/`` never compares a model's name: it asks :func:`model_info`
+(input sizes, default preprocessing, towers, options, layer paths) or
+:func:`input_size_for`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from torch import nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+__all__ = [
+    "PAPER_LAYERS",
+    "ModelInfo",
+    "create_model",
+    "input_size_for",
+    "list_models",
+    "model_info",
+    "register_model",
+]
+
+# The paper's names for the eight weight layers, input to output.
+PAPER_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a builder under its function name; the builder takes keyword arguments."""
-    if fn.__name__ in _MODELS:
-        raise ValueError(f"model {fn.__name__!r} is registered twice")
-    _MODELS[fn.__name__] = fn
-    return fn
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a registered model needs and offers.
+
+    ``input_sizes``: the square input sides it accepts, the default first; empty when any
+    side of at least ``min_input_size`` works (an adaptive pool). ``preprocessing``: the
+    default ``resize``, ``resize_mode`` and ``normalize`` of its inputs
+    (``alexnet.data.transforms``). ``layers``: the paper's layer names (``PAPER_LAYERS``)
+    -> module paths in its state dict; ``norms``: the modules that belong to a layer
+    (BatchNorm after a conv), frozen with it. ``options``: keyword options of the builder.
+    """
+
+    name: str
+    builder: Callable[..., nn.Module] = field(repr=False)
+    summary: str
+    input_sizes: tuple[int, ...]
+    towers: bool
+    layers: Mapping[str, str]
+    preprocessing: Mapping[str, object]
+    options: tuple[str, ...] = ()
+    norms: Mapping[str, str] = field(default_factory=dict)
+    min_input_size: int = 63
+
+    @property
+    def default_input_size(self) -> int:
+        return self.input_sizes[0] if self.input_sizes else 224
+
+    @property
+    def head(self) -> str:
+        """Module path of the final classifier layer (fc8)."""
+        return self.layers["fc8"]
+
+    def accepts_input_size(self, size: int) -> bool:
+        return size in self.input_sizes if self.input_sizes else size >= self.min_input_size
+
+
+_MODELS: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    *,
+    summary: str,
+    input_sizes: tuple[int, ...],
+    towers: bool,
+    layers: Mapping[str, str],
+    preprocessing: Mapping[str, object],
+    norms: Mapping[str, str] | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder ``fn(num_classes=..., **options)`` under its function name."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if fn.__name__ in _MODELS:
+            raise ValueError(f"model {fn.__name__!r} is registered twice")
+        missing = set(PAPER_LAYERS) - set(layers)
+        if missing:
+            raise ValueError(f"model {fn.__name__!r}: no module path for {sorted(missing)}")
+        options = tuple(
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.name != "num_classes"
+        )
+        _MODELS[fn.__name__] = ModelInfo(
+            name=fn.__name__,
+            builder=fn,
+            summary=summary,
+            input_sizes=tuple(input_sizes),
+            towers=towers,
+            layers=MappingProxyType(dict(layers)),
+            preprocessing=MappingProxyType(dict(preprocessing)),
+            options=options,
+            norms=MappingProxyType(dict(norms or {})),
+        )
+        return fn
+
+    return wrap
 
 
 def list_models() -> list[str]:
@@ -22,15 +111,35 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
+def model_info(name: str) -> ModelInfo:
+    """The registry entry of ``name``; ``ValueError`` naming the known models otherwise."""
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
+    return _MODELS[name]
+
+
+def input_size_for(name: str, model_kwargs: Mapping[str, object] | None = None) -> int:
+    """The square input side model ``name`` built with ``model_kwargs`` takes."""
+    info = model_info(name)
+    size = (model_kwargs or {}).get("input_size") if "input_size" in info.options else None
+    return int(size) if size is not None else info.default_input_size
+
+
 def create_model(name: str, num_classes: int = 1000, **kwargs) -> nn.Module:
     """Build the registered model ``name`` with ``num_classes`` outputs.
 
-    Unknown names and unknown keyword options raise ``ValueError`` naming the
-    accepted ones.
+    Unknown names and options raise ``ValueError`` naming the accepted ones. The model
+    gets ``model_name`` and ``model_kwargs`` attributes, so checkpoints and exports can
+    rebuild it.
     """
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
-    try:
-        return _MODELS[name](num_classes=num_classes, **kwargs)
-    except TypeError as e:  # an option the builder does not take
-        raise ValueError(f"model {name!r}: {e}") from None
+    info = model_info(name)
+    unknown = sorted(set(kwargs) - set(info.options))
+    if unknown:
+        raise ValueError(
+            f"model {name!r} takes no option {', '.join(unknown)} "
+            f"(its options: {', '.join(info.options) or 'none'})"
+        )
+    model = info.builder(num_classes=num_classes, **kwargs)
+    model.model_name = name
+    model.model_kwargs = dict(kwargs)
+    return model

@@ -35,6 +35,8 @@ class AlexNetOWT(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.num_classes = num_classes
+        self.model_name = "alexnet_owt"
+        self.model_kwargs = {} if dropout == 0.5 else {"dropout": dropout}
         self.features = nn.Sequential(
             nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
             nn.ReLU(inplace=True),
@@ -76,7 +78,26 @@ class AlexNetOWT(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model
-def alexnet_owt(num_classes: int = 1000, **kwargs) -> AlexNetOWT:
-    """torchvision's AlexNet ("one weird trick" variant): loads its weights as is."""
-    return AlexNetOWT(num_classes=num_classes, **kwargs)
+@register_model(
+    summary='torchvision\'s single-tower "one weird trick" AlexNet: no LRN, its weights load as is',
+    input_sizes=(),
+    towers=False,
+    layers={
+        "conv1": "features.0",
+        "conv2": "features.3",
+        "conv3": "features.6",
+        "conv4": "features.8",
+        "conv5": "features.10",
+        "fc6": "classifier.1",
+        "fc7": "classifier.4",
+        "fc8": "classifier.6",
+    },
+    # torchvision's AlexNet_Weights.IMAGENET1K_V1.transforms(): shorter side to 256
+    # (aspect kept), centre 224 crop, per-channel mean/std
+    preprocessing={"resize": 256, "resize_mode": "shorter", "normalize": "channel"},
+)
+def alexnet_owt(num_classes: int = 1000, *, dropout: float = 0.5) -> AlexNetOWT:
+    """torchvision's AlexNet ("one weird trick" variant): loads its weights as is.
+    Any input side of at least 63 works (an adaptive average pool before fc6); 224 is
+    torchvision's."""
+    return AlexNetOWT(num_classes=num_classes, dropout=dropout)

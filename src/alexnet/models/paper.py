@@ -32,24 +32,34 @@ them to put the towers on two devices.
 Parameters at 1000 classes: 60,965,224 (the paper says "60 million").
 Initialisation (§5): weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6,
 fc7 ("accelerates the early stages of learning by providing the ReLUs with
-positive inputs"), 0 in conv1, conv3, fc8. ``init="caffe"`` uses 0.1 in place of
-the 1s (Caffe's bvlc_alexnet does, as the paper's biases stall some runs);
-``init="kaiming"`` uses He-normal weights, zero biases and a zero fc8 (the
-first logits are 0 and the loss ln(classes)), for short runs: the demo
-(configs/demo.yaml) leaves chance in its first epoch this way, where §5's init
-stays at chance for 3 epochs.
+positive inputs"), 0 in conv1, conv3, fc8. ``init="caffe"`` is Caffe's
+bvlc_alexnet (``models/bvlc_alexnet/train_val.prototxt``): fc6 and fc7 weights
+N(0, 0.005) and 0.1 in place of the 1s. ``init="kaiming"`` uses He-normal weights,
+zero biases and a zero fc8 (the first logits are 0 and the loss ln(classes)), for
+short runs on standardised inputs such as the demo (configs/demo.yaml).
+
+Dropout (§4.2): ``dropout_form="paper"`` zeroes each fc6/fc7 output with
+probability p in training and multiplies all of them by 1 - p at test time ("we
+use all the neurons but multiply their outputs by 0.5"); ``"inverted"`` is
+PyTorch's (and Caffe's) form, which scales by 1 / (1 - p) in training instead.
+
+The LRN constants are the paper's (k = 2, n = 5, alpha = 1e-4 *not* divided by n,
+beta = 0.75, the window inside each tower). Caffe's bvlc_alexnet is
+``lrn_k=1, lrn_alpha_over_n=True, lrn_window="layer"`` (one GPU: the window crosses
+from map 47 to 48); CaffeNet (bvlc_reference_caffenet) also pools before it
+normalises: ``pool_before_lrn=True``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor, nn
 
 from alexnet.fused import relu_lrn_pool
-from alexnet.nn import LocalResponseNorm
+from alexnet.nn import Dropout, LocalResponseNorm
 
 from ._registry import register_model
 
@@ -58,6 +68,8 @@ __all__ = ["AlexNet", "AlexNetConfig", "tower_slices"]
 INPUT_SIZES = {227: 0, 224: 2}  # accepted input size -> conv1 padding giving 55x55
 INITS = ("paper", "caffe", "kaiming")
 NORMS = ("lrn", "bn", "none")
+DROPOUT_FORMS = ("paper", "inverted")
+LRN_WINDOWS = ("tower", "layer")
 
 
 @dataclass
@@ -68,11 +80,15 @@ class AlexNetConfig:
     input_size: int = 227  # 227, or 224 (conv1 padded by 2)
     norm: str = "lrn"  # "lrn" (paper §3.3), "bn" (BatchNorm after every conv), "none"
     dropout: float = 0.5  # on the outputs of fc6 and fc7 (§4.2)
-    init: str = "paper"  # "paper" (§5), "caffe" (biases 0.1), "kaiming"
-    lrn_size: int = 5
+    dropout_form: str = "paper"  # "paper" (x (1 - p) at test time) or "inverted" (PyTorch's)
+    init: str = "paper"  # "paper" (§5), "caffe" (bvlc_alexnet's fillers), "kaiming"
+    lrn_size: int = 5  # n
     lrn_alpha: float = 1e-4
     lrn_beta: float = 0.75
     lrn_k: float = 2.0
+    lrn_alpha_over_n: bool = False  # True: alpha / n, as Caffe, cuda-convnet and PyTorch
+    lrn_window: str = "tower"  # "tower": inside each tower (the paper); "layer": across it
+    pool_before_lrn: bool = False  # True: conv -> ReLU -> pool -> LRN (CaffeNet's order)
 
     def __post_init__(self) -> None:
         errors = []
@@ -84,37 +100,60 @@ class AlexNetConfig:
             errors.append(f"norm must be one of {NORMS}, got {self.norm!r}")
         if not 0.0 <= self.dropout < 1.0:
             errors.append(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.dropout_form not in DROPOUT_FORMS:
+            errors.append(f"dropout_form must be one of {DROPOUT_FORMS}, got {self.dropout_form!r}")
         if self.init not in INITS:
             errors.append(f"init must be one of {INITS}, got {self.init!r}")
+        if self.lrn_size < 1:
+            errors.append(f"lrn_size must be >= 1, got {self.lrn_size}")
+        if self.lrn_window not in LRN_WINDOWS:
+            errors.append(f"lrn_window must be one of {LRN_WINDOWS}, got {self.lrn_window!r}")
         if errors:
             raise ValueError("; ".join(errors))
 
+    def options(self) -> dict:
+        """The fields that differ from the defaults, minus num_classes: the builder options
+        that rebuild this network (``norm`` is the builder's choice, ``lrn=False`` for none)."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in ("num_classes", "norm") or v == f.default:
+                continue
+            out[f.name] = v
+        if self.norm == "none":
+            out["lrn"] = False
+        return out
 
-def _conv_block(name: str, conv: nn.Conv2d, norm: str, cfg: AlexNetConfig, lrn: bool):
-    """conv -> [BN] -> ReLU -> [LRN]: the paper applies LRN after the ReLU (§3.3)."""
-    layers = [(name, conv)]
+
+def _conv_block(name: str, conv: nn.Conv2d, cfg: AlexNetConfig, lrn: bool):
+    """conv -> [BN] -> ReLU -> [LRN] -> [pool]: the paper applies LRN after the ReLU (§3.3)
+    and pools after it (§3.4); CaffeNet pools first."""
     idx = name[-1]
-    if norm == "bn":
+    layers = [(name, conv)]
+    if cfg.norm == "bn":
         layers.append((f"bn{idx}", nn.BatchNorm2d(conv.out_channels)))
     layers.append((f"relu{idx}", nn.ReLU(inplace=True)))
-    if lrn and norm == "lrn":
-        layers.append(
-            (
-                f"lrn{idx}",
-                LocalResponseNorm(
-                    cfg.lrn_size, cfg.lrn_alpha, cfg.lrn_beta, cfg.lrn_k, groups=2, inplace=True
-                ),
-            )
+    pool = [(f"pool{idx}", nn.MaxPool2d(3, 2))] if idx in "125" else []
+    if lrn and cfg.norm == "lrn":
+        norm = LocalResponseNorm(
+            cfg.lrn_size,
+            cfg.lrn_alpha,
+            cfg.lrn_beta,
+            cfg.lrn_k,
+            alpha_over_size=cfg.lrn_alpha_over_n,
+            groups=2 if cfg.lrn_window == "tower" else 1,
+            inplace=True,
         )
-    return layers
+        lrn_layer = [(f"lrn{idx}", norm)]
+        return layers + (pool + lrn_layer if cfg.pool_before_lrn else lrn_layer + pool)
+    return layers + pool
 
 
 class Features(nn.Sequential):
     """conv1 .. pool5 in order; each ReLU -> LRN -> max-pool run (conv1's and conv2's)
     goes through ``alexnet.fused.relu_lrn_pool``: one pass of a C kernel on the CPU,
     the three modules otherwise (CUDA, compile/export, hooks); the same numbers either
-    way (README "Benchmarks": bf16 channels_last training went from 0.89x to 0.96x of
-    torchvision's images/s)."""
+    way (``python benchmarks/bench_fused.py``)."""
 
     def forward(self, x: Tensor) -> Tensor:
         layers = list(self)
@@ -143,34 +182,30 @@ class AlexNet(nn.Module):
         if config is not None and kwargs:
             raise ValueError("pass either a config or keyword options, not both")
         self.config = cfg
-        bn = cfg.norm == "bn"
+        self.model_name = "alexnet_bn" if cfg.norm == "bn" else "alexnet"
+        self.model_kwargs = cfg.options()
+        bias = cfg.norm != "bn"
         pad1 = INPUT_SIZES[cfg.input_size]
         feats = []
-        feats += _conv_block(
-            "conv1", nn.Conv2d(3, 96, 11, 4, pad1, bias=not bn), cfg.norm, cfg, True
-        )
-        feats.append(("pool1", nn.MaxPool2d(3, 2)))
-        conv2 = nn.Conv2d(96, 256, 5, 1, 2, groups=2, bias=not bn)
-        feats += _conv_block("conv2", conv2, cfg.norm, cfg, True)
-        feats.append(("pool2", nn.MaxPool2d(3, 2)))
-        feats += _conv_block(
-            "conv3", nn.Conv2d(256, 384, 3, 1, 1, bias=not bn), cfg.norm, cfg, False
-        )
-        conv4 = nn.Conv2d(384, 384, 3, 1, 1, groups=2, bias=not bn)
-        feats += _conv_block("conv4", conv4, cfg.norm, cfg, False)
-        conv5 = nn.Conv2d(384, 256, 3, 1, 1, groups=2, bias=not bn)
-        feats += _conv_block("conv5", conv5, cfg.norm, cfg, False)
-        feats.append(("pool5", nn.MaxPool2d(3, 2)))
+        feats += _conv_block("conv1", nn.Conv2d(3, 96, 11, 4, pad1, bias=bias), cfg, True)
+        conv2 = nn.Conv2d(96, 256, 5, 1, 2, groups=2, bias=bias)
+        feats += _conv_block("conv2", conv2, cfg, True)
+        feats += _conv_block("conv3", nn.Conv2d(256, 384, 3, 1, 1, bias=bias), cfg, False)
+        conv4 = nn.Conv2d(384, 384, 3, 1, 1, groups=2, bias=bias)
+        feats += _conv_block("conv4", conv4, cfg, False)
+        conv5 = nn.Conv2d(384, 256, 3, 1, 1, groups=2, bias=bias)
+        feats += _conv_block("conv5", conv5, cfg, False)
         self.features = Features(OrderedDict(feats))
+        drop = (cfg.dropout, cfg.dropout_form)
         self.classifier = nn.Sequential(
             OrderedDict(
                 [
                     ("fc6", nn.Linear(256 * 6 * 6, 4096)),
                     ("relu6", nn.ReLU(inplace=True)),
-                    ("drop6", nn.Dropout(cfg.dropout)),
+                    ("drop6", Dropout(*drop)),
                     ("fc7", nn.Linear(4096, 4096)),
                     ("relu7", nn.ReLU(inplace=True)),
-                    ("drop7", nn.Dropout(cfg.dropout)),
+                    ("drop7", Dropout(*drop)),
                     ("fc8", nn.Linear(4096, cfg.num_classes)),
                 ]
             )
@@ -184,16 +219,18 @@ class AlexNet(nn.Module):
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """Initialise as §5 (or the Caffe / Kaiming alternative named by ``config.init``)."""
-        one = {"paper": 1.0, "caffe": 0.1, "kaiming": 0.0}[self.config.init]
+        init = self.config.init
+        one = {"paper": 1.0, "caffe": 0.1, "kaiming": 0.0}[init]
         ones = {"conv2", "conv4", "conv5", "fc6", "fc7"}
         for name, m in [*self.features.named_children(), *self.classifier.named_children()]:
             if isinstance(m, (nn.Conv2d, nn.Linear)):
-                if self.config.init == "kaiming" and name == "fc8":
+                if init == "kaiming" and name == "fc8":
                     nn.init.zeros_(m.weight)  # initial logits 0: loss ln(classes), no blow-up
-                elif self.config.init == "kaiming":
+                elif init == "kaiming":
                     nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 else:
-                    nn.init.normal_(m.weight, 0.0, 0.01)
+                    std = 0.005 if init == "caffe" and name in ("fc6", "fc7") else 0.01
+                    nn.init.normal_(m.weight, 0.0, std)
                 if m.bias is not None:
                     nn.init.constant_(m.bias, one if name in ones else 0.0)
             elif isinstance(m, nn.BatchNorm2d):
@@ -237,30 +274,89 @@ def tower_slices(model: AlexNet) -> dict[str, tuple[slice, slice]]:
     return out
 
 
-def _build(num_classes: int, norm: str, kwargs: dict) -> AlexNet:
-    lrn = kwargs.pop("lrn", None)
-    if lrn is not None:  # the original README's ``lrn=True/False`` switch
-        if norm != "lrn":
-            raise ValueError("lrn= applies to the LRN network only")
-        norm = "lrn" if lrn else "none"
-    return AlexNet(AlexNetConfig(num_classes=num_classes, norm=norm, **kwargs))
+_LAYERS = {
+    **{f"conv{i}": f"features.conv{i}" for i in range(1, 6)},
+    **{f"fc{i}": f"classifier.fc{i}" for i in range(6, 9)},
+}
+_PAPER_PREPROCESSING = {"resize": 256, "resize_mode": "square", "normalize": "pixel"}
 
 
-@register_model
-def alexnet(num_classes: int = 1000, **kwargs) -> AlexNet:
+@register_model(
+    summary="the paper: LRN (k=2, n=5, alpha=1e-4 not divided by n, beta=0.75) per tower, "
+    "two towers, paper dropout, §5 init",
+    input_sizes=(227, 224),
+    towers=True,
+    layers=_LAYERS,
+    preprocessing=_PAPER_PREPROCESSING,
+)
+def alexnet(
+    num_classes: int = 1000,
+    *,
+    input_size: int = 227,
+    lrn: bool = True,
+    dropout: float = 0.5,
+    dropout_form: str = "paper",
+    init: str = "paper",
+    lrn_size: int = 5,
+    lrn_alpha: float = 1e-4,
+    lrn_beta: float = 0.75,
+    lrn_k: float = 2.0,
+    lrn_alpha_over_n: bool = False,
+    lrn_window: str = "tower",
+    pool_before_lrn: bool = False,
+) -> AlexNet:
     """The paper's network (§3): LRN, two towers, 60,965,224 parameters at 1000 classes.
 
-    Options: ``input_size`` (227 or 224), ``lrn`` (True), ``dropout`` (0.5),
-    ``init`` ("paper", "caffe", "kaiming") and the LRN constants ``lrn_*``.
+    ``lrn=False`` drops both LRN layers; the other options are :class:`AlexNetConfig`'s.
     """
-    return _build(num_classes, "lrn", kwargs)
+    return AlexNet(
+        AlexNetConfig(
+            num_classes=num_classes,
+            input_size=input_size,
+            norm="lrn" if lrn else "none",
+            dropout=dropout,
+            dropout_form=dropout_form,
+            init=init,
+            lrn_size=lrn_size,
+            lrn_alpha=lrn_alpha,
+            lrn_beta=lrn_beta,
+            lrn_k=lrn_k,
+            lrn_alpha_over_n=lrn_alpha_over_n,
+            lrn_window=lrn_window,
+            pool_before_lrn=pool_before_lrn,
+        )
+    )
 
 
-@register_model
-def alexnet_bn(num_classes: int = 1000, **kwargs) -> AlexNet:
+@register_model(
+    summary="the paper's network with BatchNorm after every convolution instead of LRN",
+    input_sizes=(227, 224),
+    towers=True,
+    layers=_LAYERS,
+    preprocessing=_PAPER_PREPROCESSING,
+    norms={f"conv{i}": f"features.bn{i}" for i in range(1, 6)},
+)
+def alexnet_bn(
+    num_classes: int = 1000,
+    *,
+    input_size: int = 227,
+    dropout: float = 0.5,
+    dropout_form: str = "paper",
+    init: str = "paper",
+) -> AlexNet:
     """The paper's network with BatchNorm after every convolution instead of LRN.
 
     Conv biases are dropped (BatchNorm's shift replaces them): 60,963,384
-    parameters plus BatchNorm's 2 x 1,376 at 1000 classes.
+    parameters plus BatchNorm's 2 x 1,376 at 1000 classes (``alexnet summary
+    --model alexnet_bn``).
     """
-    return _build(num_classes, "bn", kwargs)
+    return AlexNet(
+        AlexNetConfig(
+            num_classes=num_classes,
+            input_size=input_size,
+            norm="bn",
+            dropout=dropout,
+            dropout_form=dropout_form,
+            init=init,
+        )
+    )
