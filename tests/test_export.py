@@ -13,7 +13,6 @@ from alexnet.checkpoint import (
     CHECKPOINT_VERSION,
     LoadedModel,
     load_checkpoint,
-    load_model,
     save_checkpoint,
 )
 from alexnet.cli import main
@@ -26,6 +25,7 @@ from alexnet.export import (
     load_safetensors_model,
     sidecar_path,
 )
+from alexnet.loading import load_model
 from alexnet.models import create_model
 
 CLASSES = [f"class{i}" for i in range(10)]
@@ -86,7 +86,8 @@ def test_onnx_mismatch_is_an_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(programs, "check_onnx", lambda *a, **k: ({1: 0.5}, 2.0))
     with pytest.raises(UserError, match="differs from PyTorch by 0.5"):
-        export_onnx(_tiny_net(), tmp_path / "tiny.onnx")
+        tiny = LoadedModel(_tiny_net(), "alexnet", ["a", "b", "c"], {}, {"input_size": 32})
+        export_onnx(tiny, tmp_path / "tiny.onnx")
 
 
 def test_safetensors_round_trip(paper_model, tmp_path):
@@ -94,7 +95,7 @@ def test_safetensors_round_trip(paper_model, tmp_path):
     assert side == tmp_path / "m.json" == sidecar_path(weights)
     meta = json.loads(side.read_text())
     assert meta["model_name"] == "alexnet" and meta["classes"] == CLASSES
-    assert meta["preprocessing"] == PRE and meta["format_version"] == 1
+    assert meta["preprocessing"] == PRE and meta["format_version"] == 2
     back = load_safetensors_model(weights)
     assert back.model_name == "alexnet" and back.classes == CLASSES
     x = torch.randn(2, 3, 227, 227)

@@ -6,10 +6,11 @@ import pytest
 import torch
 import torchvision
 
-from alexnet.checkpoint import load_checkpoint, load_model
+from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main
 from alexnet.errors import UserError
 from alexnet.export import import_torchvision
+from alexnet.loading import load_model
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,9 @@ def test_imported_checkpoint_matches_torchvision(tv_model, tv_file, tmp_path):
     assert len(state["classes"]) == 1000 and state["classes"][0] == "tench"
     pre = state["preprocessing"]
     assert (pre["resize"], pre["input_size"], pre["normalize"]) == (256, 224, "channel")
-    assert pre["mean"] == [0.485, 0.456, 0.406] and pre["std"] == [0.229, 0.224, 0.225]
+    assert pre["resize_mode"] == "shorter"
+    stats = pre["stats"]
+    assert stats["mean"] == [0.485, 0.456, 0.406] and stats["std"] == [0.229, 0.224, 0.225]
     loaded = load_model(out, expect_model="alexnet_owt", expect_num_classes=1000)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():

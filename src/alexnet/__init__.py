@@ -3,8 +3,9 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .features import features
-from .models import AlexNet, AlexNetConfig, AlexNetOWT, create_model, list_models
-from .nn import LocalResponseNorm
+from .loading import load, transform
+from .models import AlexNet, AlexNetConfig, AlexNetOWT, create_model, list_models, model_info
+from .nn import Dropout, LocalResponseNorm
 
 try:
     __version__ = version("alexnet")
@@ -15,9 +16,13 @@ __all__ = [
     "AlexNet",
     "AlexNetConfig",
     "AlexNetOWT",
+    "Dropout",
     "LocalResponseNorm",
     "__version__",
     "create_model",
     "features",
     "list_models",
+    "load",
+    "model_info",
+    "transform",
 ]

@@ -9,12 +9,19 @@ pickled code can run)::
     model_name      a create_model() name
     model_kwargs    create_model() keyword options, without num_classes
     classes         list of class names; num_classes = len(classes)
-    preprocessing   {"input_size", "resize", "normalize", "mean", "std"} for evaluate/predict
+    preprocessing   {"input_size", "resize", "resize_mode", "normalize", "stats"}: what
+                    evaluate/predict feed the model (alexnet.data.transforms)
     optimizer, scheduler, scaler, ema   state dicts or None
     epoch, step     epochs completed / optimizer steps taken
     rng             {"python", "numpy", "torch", "cuda"} generator states
-    config          the resolved run configuration (plain dict)
+    config          the resolved run configuration (plain dict); for imported weights
+                    {"source": ..., "file": ...}
     metrics         last validation metrics or None
+
+Versions: 1 had no ``dropout_form`` (inverted dropout), no ``sgd_form`` (PyTorch's
+SGD) and no ``resize_mode`` (the paper's central square; torchvision's for imported
+torchvision weights); :func:`upgrade_state` fills those in, so a version-1 checkpoint
+loads and resumes as it was trained. A newer version than this code knows is refused.
 
 Writes go to ``<name>.tmp-<pid>`` in the same directory, are fsynced and then
 renamed over the target, so a crash or SIGKILL mid-write leaves the previous
@@ -37,9 +44,9 @@ import torch
 from torch import nn
 
 from alexnet.errors import UserError
-from alexnet.models import create_model
+from alexnet.models import create_model, model_info
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 _PREFIXES = ("module.", "_orig_mod.")
 REFUSED_SUFFIXES = {
     ".pt2": "torch.export program",
@@ -100,8 +107,12 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; every failure is a one-line UserError."""
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", *, mmap: bool = False
+) -> dict:
+    """Read a checkpoint with ``weights_only=True``, upgraded to this version's format;
+    every failure is a one-line UserError. ``mmap``: tensors are mapped from the file
+    and read only when used (a cheap look at a 0.5 GB checkpoint)."""
     path = Path(path)
     if path.suffix in REFUSED_SUFFIXES:
         raise UserError(
@@ -115,7 +126,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if path.stat().st_size == 0:
         raise UserError(f"checkpoint {path} is empty (0 bytes)")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
@@ -128,9 +139,75 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict) or "model" not in state or "model_name" not in state:
         raise UserError(
             f"{path} is not an alexnet checkpoint (no 'model'/'model_name' entries); for "
-            "torchvision's weights file use `alexnet import-torchvision`"
+            "torchvision's weights file use `alexnet import-torchvision`, for Caffe's "
+            "`alexnet import-caffe`"
         )
+    return upgrade_state(state, str(path))
+
+
+def upgrade_state(state: dict, source: str = "checkpoint") -> dict:
+    """The checkpoint dict in this version's format (module docstring); a newer format
+    is refused with both versions named."""
+    version = state.get("format_version", 1)
+    if not isinstance(version, int) or version < 1:
+        raise UserError(f"{source}: format_version {version!r} is not a checkpoint version")
+    if version > CHECKPOINT_VERSION:
+        raise UserError(
+            f"{source} was written in checkpoint format {version}; this alexnet reads formats "
+            f"1..{CHECKPOINT_VERSION}: upgrade alexnet to load it"
+        )
+    if version == 1:
+        state = dict(state)
+        kwargs = dict(state.get("model_kwargs") or {})
+        try:
+            options = model_info(state["model_name"]).options
+        except ValueError:
+            options = ()
+        if "dropout_form" in options:
+            kwargs.setdefault("dropout_form", "inverted")  # version 1 had nn.Dropout only
+        state["model_kwargs"] = kwargs
+        config = dict(state.get("config") or {})
+        if "optimizer" in config:  # a training run's configuration
+            config.setdefault("sgd_form", "torch")  # version 1 stepped torch.optim.SGD
+            config.setdefault("resize_mode", "square")
+            config.setdefault("lighting_convention", "eigval")
+        state["config"] = config
+        pre = dict(state.get("preprocessing") or {})
+        if pre:
+            torchvision = config.get("source") == "torchvision"
+            pre.setdefault("resize_mode", "shorter" if torchvision else "square")
+        state["preprocessing"] = pre
+        state["format_version"] = CHECKPOINT_VERSION
     return state
+
+
+def weights_checkpoint(
+    model_name: str,
+    model_kwargs: dict,
+    weights: dict[str, torch.Tensor],
+    classes: list[str],
+    preprocessing: dict,
+    origin: dict,
+) -> dict:
+    """A checkpoint that holds weights only (imported or exported files): no optimizer,
+    nothing to resume; ``origin`` says where the weights came from (``config``)."""
+    return {
+        "format_version": CHECKPOINT_VERSION,
+        "model": weights,
+        "model_name": model_name,
+        "model_kwargs": dict(model_kwargs),
+        "classes": list(classes),
+        "preprocessing": dict(preprocessing),
+        "optimizer": None,
+        "scheduler": None,
+        "scaler": None,
+        "ema": None,
+        "epoch": 0,
+        "step": 0,
+        "rng": None,
+        "config": dict(origin),
+        "metrics": None,
+    }
 
 
 def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -159,18 +236,13 @@ def load_weights(model: nn.Module, state_dict: dict, source: str, model_name: st
             f"{len(missing)} missing keys e.g. {missing[:2]}, {len(unexpected)} unexpected "
             f"e.g. {unexpected[:2]}); it was saved from another model"
         )
+    head = model_info(model_name).head
     for k, v in sd.items():
         if tuple(v.shape) != tuple(own[k].shape):
             raise UserError(
                 f"{source}: {k} has shape {tuple(v.shape)} but model {model_name!r} expects "
                 f"{tuple(own[k].shape)}"
-                + (
-                    " (a different number of classes)"
-                    if k.endswith(
-                        ("fc8.weight", "fc8.bias", "classifier.6.weight", "classifier.6.bias")
-                    )
-                    else ""
-                )
+                + (" (a different number of classes)" if k.startswith(head + ".") else "")
             )
     model.load_state_dict(sd, strict=True)
 
@@ -192,10 +264,12 @@ def model_from_state(state: dict, source: str = "checkpoint") -> LoadedModel:
     name = state["model_name"]
     classes = list(state.get("classes") or [])
     kwargs = dict(state.get("model_kwargs") or {})
-    if not classes:
-        n = _infer_num_classes(state["model"])
-        classes = [str(i) for i in range(n)]
     try:
+        if not classes:
+            bias = strip_prefixes(state["model"]).get(model_info(name).head + ".bias")
+            if bias is None:
+                raise ValueError("the checkpoint names no classes and has no final layer")
+            classes = [str(i) for i in range(int(bias.shape[0]))]
         model = create_model(name, num_classes=len(classes), **kwargs)
     except ValueError as e:
         raise UserError(f"{source}: {e}") from None
@@ -203,46 +277,13 @@ def model_from_state(state: dict, source: str = "checkpoint") -> LoadedModel:
     return LoadedModel(model, name, classes, kwargs, dict(state.get("preprocessing") or {}), source)
 
 
-def _infer_num_classes(sd: dict) -> int:
-    for k in ("classifier.fc8.bias", "classifier.6.bias"):
-        if k in strip_prefixes(sd):
-            return int(strip_prefixes(sd)[k].shape[0])
-    raise UserError("checkpoint names no classes and has no recognisable final layer")
-
-
-def load_model(
-    path: str | os.PathLike,
-    *,
-    expect_model: str | None = None,
-    expect_num_classes: int | None = None,
-) -> LoadedModel:
-    """Load a model for evaluation/prediction from a ``.pt`` checkpoint or ``.safetensors``.
-
-    ``expect_*`` turn a mismatch into a message naming the checkpoint's model or
-    class count (for commands that know what they need).
-    """
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from alexnet.export import load_safetensors_model
-
-        loaded = load_safetensors_model(path)
-    else:
-        loaded = model_from_state(load_checkpoint(path), str(path))
-    if expect_model is not None and loaded.model_name != expect_model:
-        raise UserError(f"{path} holds model {loaded.model_name!r}, not {expect_model!r}")
-    if expect_num_classes is not None and len(loaded.classes) != expect_num_classes:
-        raise UserError(
-            f"{path} has {len(loaded.classes)} classes, but the data has {expect_num_classes}"
-        )
-    return loaded
-
-
 def find_latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The newest complete, resumable checkpoint of a run (``--resume auto``), or None.
 
     Candidates are ``checkpoints/*.pt`` (never ``*.tmp-*`` partial writes) that hold
     optimizer state (``best.pt`` is for evaluation and has none); ``last.pt`` first,
-    then the others newest first. Each is opened to make sure it loads.
+    then the others newest first. Each is opened with its tensors memory-mapped (its
+    structure is read, its 0.5 GB of weights are not) to make sure it loads.
     """
     d = Path(run_dir) / "checkpoints"
     if not d.is_dir():
@@ -252,7 +293,7 @@ def find_latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     )
     for p in candidates:
         try:
-            state = load_checkpoint(p)
+            state = load_checkpoint(p, mmap=True)
         except UserError:
             continue
         if state.get("optimizer") is not None:

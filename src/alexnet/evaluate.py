@@ -48,22 +48,30 @@ class EvalResult:
 @torch.no_grad()
 def predict_probs(
     models: Sequence[nn.Module],
-    images: torch.Tensor,
+    images: torch.Tensor | Sequence[torch.Tensor],
     device: torch.device,
     amp: str = "off",
     channels_last: bool = False,
+    groups: Sequence[Sequence[int]] | None = None,
 ) -> torch.Tensor:
-    """Averaged softmax over models and, for (B, n_crops, 3, S, S) input, over crops -> (B, C)."""
-    crops = images.shape[1] if images.dim() == 5 else 1
-    x = images.flatten(0, 1) if images.dim() == 5 else images
-    x = to_device(x, device, channels_last)
+    """Softmax averaged over models and, for (B, n_crops, 3, S, S) input, over crops -> (B, C).
+
+    ``images`` is one batch for every model, or a sequence of batches with ``groups[i]``
+    the indices of the models that take batch ``i`` (an ensemble whose models need
+    different preprocessing: ``inference.EnsembleTransform``).
+    """
+    if isinstance(images, torch.Tensor):
+        images, groups = [images], [list(range(len(models)))]
     total = None
-    with autocast(device, amp):
-        for m in models:
-            p = F.softmax(m(x).float(), dim=1)
-            total = p if total is None else total + p
-    probs = total / len(models)
-    return probs.view(-1, crops, probs.shape[1]).mean(dim=1)
+    for x, members in zip(images, groups, strict=True):
+        crops = x.shape[1] if x.dim() == 5 else 1
+        x = to_device(x.flatten(0, 1) if x.dim() == 5 else x, device, channels_last)
+        with autocast(device, amp):
+            for i in members:
+                p = F.softmax(models[i](x).float(), dim=1)
+                p = p.view(-1, crops, p.shape[1]).mean(dim=1)
+                total = p if total is None else total + p
+    return total / len(models)
 
 
 @torch.no_grad()
@@ -79,8 +87,10 @@ def evaluate(
     confusion: bool = False,
     ten_crop: bool = False,
     progress=None,
+    groups: Sequence[Sequence[int]] | None = None,
 ) -> EvalResult:
-    """Evaluate ``models`` (averaged) over ``loader`` of (images, targets) batches."""
+    """Evaluate ``models`` (averaged) over ``loader`` of (images, targets) batches; the
+    images are a tuple of inputs with ``groups`` as in :func:`predict_probs`."""
     for m in models:
         m.eval()
     n = c1 = c5 = 0
@@ -89,7 +99,7 @@ def evaluate(
     for i, (images, target) in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             break
-        probs = predict_probs(models, images, device, amp, channels_last)
+        probs = predict_probs(models, images, device, amp, channels_last, groups)
         target = target.to(probs.device)
         a1, a5 = accuracy_counts(probs, target)
         c1, c5, n = c1 + a1, c5 + a5, n + target.numel()
@@ -150,14 +160,15 @@ def evaluate_checkpoints(
     from alexnet.data import build_dataset
     from alexnet.distributed import init_distributed
     from alexnet.errors import UserError
-    from alexnet.inference import eval_transform_for, load_for_inference
+    from alexnet.inference import EnsembleTransform, load_for_inference
     from alexnet.sampler import ShardSampler
 
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}", exit_code=2)
     setup = load_for_inference(checkpoints, device=device, amp=amp, channels_last=channels_last)
     dist = init_distributed(setup.device.type)
-    ds = build_dataset(data, split, eval_transform_for(setup, ten_crop), skip_bad=skip_bad)
+    transform = EnsembleTransform(setup, ten_crop)
+    ds = build_dataset(data, split, transform, skip_bad=skip_bad)
     if list(ds.classes) != list(setup.classes):
         raise UserError(
             f"{data} ({split}) has {len(ds.classes)} classes {list(ds.classes)[:3]}..., but the "
@@ -189,6 +200,7 @@ def evaluate_checkpoints(
             confusion=confusion,
             ten_crop=ten_crop,
             progress=bar,
+            groups=transform.groups,
         )
     finally:
         if bar is not None:

@@ -8,7 +8,7 @@ its ReLU, before dropout, i.e. ``forward_head(..., pre_logits=True)``) for
 every image, in eval mode and without gradients::
 
     import alexnet
-    from alexnet.checkpoint import load_model
+    from alexnet.loading import load_model
 
     loaded = load_model("runs/demo/checkpoints/best.pt")
     fc7 = alexnet.features(loaded, images)        # (N, 4096) float32 on the CPU

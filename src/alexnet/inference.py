@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from alexnet.checkpoint import LoadedModel, load_model
+from alexnet.checkpoint import LoadedModel
 from alexnet.errors import UserError
+from alexnet.loading import load_model
 from alexnet.runtime import default_channels_last, prepare_model, resolve_amp, resolve_device
 
 _WNID = re.compile(r"^n\d{8}$")
@@ -61,36 +62,44 @@ def load_for_inference(
                 f"{m.source} has different classes from {first.source}; an ensemble "
                 "must be trained on the same classes"
             )
-        if _input_size(m) != _input_size(first):
-            raise UserError(
-                f"{m.source} takes {_input_size(m)} px input, {first.source} "
-                f"{_input_size(first)} px; an ensemble needs one input size"
-            )
     for m in models:  # bf16 weights under bf16 autocast: nothing to cast per batch
         prepare_model(m.model, dev, cl, inference_amp=amp_).eval()
     return InferenceSetup(models, dev, amp_, cl)
 
 
-def _input_size(m: LoadedModel) -> int:
-    return int(
-        m.preprocessing.get("input_size")
-        or m.model_kwargs.get("input_size")
-        or (224 if m.model_name == "alexnet_owt" else 227)
-    )
+def preprocessing_of(m: LoadedModel) -> dict:
+    """The model's preprocessing, with its input size filled in from the registry."""
+    from alexnet.models import input_size_for
+
+    pre = dict(m.preprocessing)
+    pre.setdefault("input_size", input_size_for(m.model_name, m.model_kwargs))
+    return pre
 
 
-def eval_transform_for(setup: InferenceSetup, ten_crop: bool = False):
-    """The checkpoint's own evaluation transform (centre crop or 10-crop)."""
-    from alexnet.data import DatasetStats, eval_transform
+def eval_transform_for(setup: InferenceSetup, ten_crop: bool = False, index: int = 0):
+    """Model ``index``'s own evaluation transform (centre crop or 10-crop)."""
+    from alexnet.data.transforms import transform_from_preprocessing
 
-    pre = setup.preprocessing
-    stats = DatasetStats.from_dict(pre["stats"]) if pre.get("stats") else None
-    kw = {}
-    if pre.get("resize"):
-        kw["resize"] = int(pre["resize"])
-    if pre.get("normalize"):
-        kw["normalize"] = pre["normalize"]
-    return eval_transform(_input_size(setup.models[0]), stats, ten_crop=ten_crop, **kw)
+    return transform_from_preprocessing(preprocessing_of(setup.models[index]), ten_crop=ten_crop)
+
+
+class EnsembleTransform:
+    """One input per distinct preprocessing of an ensemble: a tuple of tensors, and
+    ``groups[i]`` lists the models that take input ``i`` (§6's models may have been
+    trained at different input sizes or normalisations)."""
+
+    def __init__(self, setup: InferenceSetup, ten_crop: bool = False) -> None:
+        keys, self.transforms, self.groups = [], [], []
+        for i, m in enumerate(setup.models):
+            key = repr(sorted(preprocessing_of(m).items()))
+            if key not in keys:
+                keys.append(key)
+                self.transforms.append(eval_transform_for(setup, ten_crop, i))
+                self.groups.append([])
+            self.groups[keys.index(key)].append(i)
+
+    def __call__(self, img) -> tuple:
+        return tuple(t(img) for t in self.transforms)
 
 
 def display_names(classes: list[str]) -> list[str]:

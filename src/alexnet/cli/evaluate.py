@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  top-5 error {res.top5_error:.4f} ({res.top5_error:.2%})")
     print(f"  loss        {res.loss:.4f}")
     if args.per_class and res.per_class_accuracy is not None:
-        from alexnet.checkpoint import load_model
+        from alexnet.loading import load_model
 
         classes = load_model(args.checkpoints[0]).classes
         for c, a in zip(classes, res.per_class_accuracy, strict=True):

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from alexnet.checkpoint import load_model
+    from alexnet.loading import load_model
     from alexnet.errors import UserError
     from alexnet.export import export_onnx, export_pt2, export_safetensors
     from alexnet.export.programs import DEFAULT_OPSET

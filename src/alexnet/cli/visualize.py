@@ -75,7 +75,7 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
 
 
 def _filters(args: argparse.Namespace) -> int:
-    from alexnet.checkpoint import load_model
+    from alexnet.loading import load_model
     from alexnet.viz import conv1_towers, plot_filters
     from alexnet.viz.kernels import RANDOM_CHROMA
 

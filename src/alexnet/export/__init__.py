@@ -22,7 +22,12 @@ state-dict keys) with the ImageNet class names and torchvision's preprocessing.
 from ._common import as_loaded, input_size_of
 from .programs import ONNX_TOLERANCE, OnnxReport, check_onnx, export_onnx, export_pt2
 from .torchvision_weights import import_torchvision
-from .weights import export_safetensors, load_safetensors_model, sidecar_path
+from .weights import (
+    export_safetensors,
+    load_safetensors_model,
+    read_safetensors_state,
+    sidecar_path,
+)
 
 FORMATS = ("onnx", "safetensors", "pt2")
 
@@ -38,5 +43,6 @@ __all__ = [
     "import_torchvision",
     "input_size_of",
     "load_safetensors_model",
+    "read_safetensors_state",
     "sidecar_path",
 ]

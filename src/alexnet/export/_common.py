@@ -2,37 +2,36 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import nn
 
-from alexnet.checkpoint import LoadedModel, load_model
+from alexnet.checkpoint import LoadedModel
+from alexnet.errors import UserError
+from alexnet.models import input_size_for
 
 SIDECAR_FORMAT = "alexnet-safetensors"
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2  # describes what checkpoint format 2 does (alexnet.checkpoint)
 
 
-def as_loaded(model: LoadedModel | nn.Module | str | os.PathLike) -> LoadedModel:
-    """A LoadedModel from a LoadedModel, a bare model (classes numbered) or a checkpoint path."""
+def as_loaded(model: LoadedModel | nn.Module) -> LoadedModel:
+    """A LoadedModel from a LoadedModel or a model built by ``create_model`` (classes
+    numbered); files are loaded by ``alexnet.loading.load_model`` first."""
     if isinstance(model, LoadedModel):
         return model
-    if isinstance(model, nn.Module):
+    if isinstance(model, nn.Module) and hasattr(model, "model_name"):
         n = int(getattr(model, "num_classes", None) or 1000)
-        name = "alexnet_owt" if type(model).__name__ == "AlexNetOWT" else "alexnet"
-        if getattr(getattr(model, "config", None), "norm", None) == "bn":
-            name = "alexnet_bn"
-        return LoadedModel(model, name, [str(i) for i in range(n)])
-    return load_model(model)
+        kwargs = dict(getattr(model, "model_kwargs", {}))
+        return LoadedModel(model, model.model_name, [str(i) for i in range(n)], kwargs)
+    raise UserError(
+        f"cannot export a {type(model).__name__}: pass a model from create_model() or a "
+        "LoadedModel (alexnet.loading.load_model(path))"
+    )
 
 
 def input_size_of(loaded: LoadedModel) -> int:
-    """The square input side the model takes (227 for the paper net, 224 otherwise)."""
-    size = loaded.preprocessing.get("input_size") or loaded.model_kwargs.get("input_size")
-    if size:
-        return int(size)
-    cfg = getattr(loaded.model, "config", None)
-    return int(getattr(cfg, "input_size", 224))
+    """The square input side the model takes."""
+    size = loaded.preprocessing.get("input_size")
+    return int(size) if size else input_size_for(loaded.model_name, loaded.model_kwargs)
 
 
 def jsonable(value):

@@ -59,7 +59,7 @@ def _batch_axis() -> tuple[dict[int, torch.export.Dim]]:
 
 
 def export_onnx(
-    model: LoadedModel | nn.Module | str | os.PathLike,
+    model: LoadedModel | nn.Module,
     out: str | os.PathLike,
     *,
     opset: int = DEFAULT_OPSET,
@@ -134,7 +134,7 @@ def check_onnx(
     return diffs, scale
 
 
-def export_pt2(model: LoadedModel | nn.Module | str | os.PathLike, out: str | os.PathLike) -> Path:
+def export_pt2(model: LoadedModel | nn.Module, out: str | os.PathLike) -> Path:
     """Save a ``torch.export`` program with a dynamic batch axis, for deployment elsewhere.
 
     The sidecar description travels inside as the extra file ``alexnet.json``.

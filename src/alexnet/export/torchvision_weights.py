@@ -9,6 +9,7 @@ Users download the weights file themselves; it is read with ``weights_only=True`
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -18,28 +19,33 @@ from alexnet.errors import UserError
 
 # torchvision's published ImageNet-1K accuracy of these weights (single 224 centre crop).
 TORCHVISION_ACCURACY = {"acc@1": 56.522, "acc@5": 79.066}
-TORCHVISION_PREPROCESSING = {
-    "input_size": 224,
-    "resize": 256,
-    "normalize": "channel",
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
-}
+
+
+def torchvision_preprocessing() -> dict:
+    """``AlexNet_Weights.IMAGENET1K_V1.transforms()`` as a checkpoint's preprocessing:
+    shorter side to 256 (aspect kept, bilinear), centre 224 crop, (x / 255 - mean) / std
+    with torchvision's mean and std (tests/test_import_torchvision.py compares the two)."""
+    from alexnet.data import IMAGENET_STATS
+
+    stats = dataclasses.replace(
+        IMAGENET_STATS,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        source="torchvision's ImageNet mean and std",
+    )
+    return {
+        "input_size": 224,
+        "resize": 256,
+        "resize_mode": "shorter",
+        "normalize": "channel",
+        "stats": stats.to_dict(),
+    }
 
 
 def _imagenet_categories() -> list[str]:
     from torchvision.models import AlexNet_Weights
 
     return list(AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
-
-
-def _imagenet_stats() -> dict | None:
-    """The data package's ImageNet statistics (mean/std + PCA lighting) for evaluate."""
-    try:
-        from alexnet.data import IMAGENET_STATS
-    except ImportError:
-        return None
-    return IMAGENET_STATS.to_dict()
 
 
 def _read_torchvision_state(path: Path) -> dict[str, torch.Tensor]:
@@ -71,7 +77,7 @@ def import_torchvision(
     ``classes``, a 1000-way classifier gets torchvision's ImageNet category names.
     Preprocessing is torchvision's: resize 256, centre crop 224, ImageNet mean/std.
     """
-    from alexnet.checkpoint import CHECKPOINT_VERSION, save_checkpoint
+    from alexnet.checkpoint import save_checkpoint, weights_checkpoint
     from alexnet.models import create_model
 
     path = Path(file)
@@ -96,26 +102,17 @@ def import_torchvision(
         classes = _imagenet_categories() if n == 1000 else [str(i) for i in range(n)]
     if len(classes) != n:
         raise UserError(f"{len(classes)} class names given for a {n}-way classifier in {path}")
-    preprocessing = dict(TORCHVISION_PREPROCESSING, stats=_imagenet_stats())
-    state = {
-        "format_version": CHECKPOINT_VERSION,
-        "model": {k: sd[k].float().contiguous() for k in own},
-        "model_name": "alexnet_owt",
-        "model_kwargs": {},
-        "classes": list(classes),
-        "preprocessing": preprocessing,
-        "optimizer": None,
-        "scheduler": None,
-        "scaler": None,
-        "ema": None,
-        "epoch": 0,
-        "step": 0,
-        "rng": None,
-        "config": {
-            "source": "torchvision",
-            "file": path.name,
-            "torchvision_accuracy": TORCHVISION_ACCURACY if n == 1000 else None,
-        },
-        "metrics": None,
+    origin = {
+        "source": "torchvision",
+        "file": path.name,
+        "torchvision_accuracy": TORCHVISION_ACCURACY if n == 1000 else None,
     }
+    state = weights_checkpoint(
+        "alexnet_owt",
+        {},
+        {k: sd[k].float().contiguous() for k in own},
+        classes,
+        torchvision_preprocessing(),
+        origin,
+    )
     return save_checkpoint(state, out_ckpt)

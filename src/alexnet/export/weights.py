@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
-from alexnet.checkpoint import LoadedModel, model_from_state
+from alexnet.checkpoint import LoadedModel, model_from_state, upgrade_state
 from alexnet.errors import UserError
 
 from ._common import SIDECAR_FORMAT, SIDECAR_VERSION, as_loaded, describe
@@ -29,7 +29,7 @@ def sidecar_path(weights: str | os.PathLike) -> Path:
 
 
 def export_safetensors(
-    model: LoadedModel | nn.Module | str | os.PathLike, out: str | os.PathLike
+    model: LoadedModel | nn.Module, out: str | os.PathLike
 ) -> tuple[Path, Path]:
     """Write the weights to ``out`` (``.safetensors``) and the sidecar ``<name>.json``, each
     through a temporary file and a rename. Returns (weights path, sidecar path)."""
@@ -92,17 +92,21 @@ def _read_sidecar(path: Path) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
         raise UserError(f'{side} is not an alexnet sidecar (no "format": "{SIDECAR_FORMAT}")')
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > SIDECAR_VERSION:
+    if not isinstance(version, int) or version < 1:
+        raise UserError(f"{side} has format_version {version!r}, not a sidecar version")
+    if version > SIDECAR_VERSION:
         raise UserError(
-            f"{side} has format_version {version!r}; this alexnet reads 1..{SIDECAR_VERSION}"
+            f"{side} was written in sidecar format {version}; this alexnet reads formats "
+            f"1..{SIDECAR_VERSION}: upgrade alexnet to load it"
         )
     if not isinstance(meta.get("model_name"), str):
         raise UserError(f"{side} names no model_name")
     return meta
 
 
-def load_safetensors_model(path: str | os.PathLike) -> LoadedModel:
-    """Rebuild a model from ``.safetensors`` weights and their JSON sidecar (no code runs)."""
+def read_safetensors_state(path: str | os.PathLike) -> dict:
+    """``.safetensors`` weights and their JSON sidecar as a checkpoint dict of this
+    version's format (sidecar version N describes what checkpoint format N does)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -117,10 +121,17 @@ def load_safetensors_model(path: str | os.PathLike) -> LoadedModel:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path} is corrupt ({msg[:160]})") from None
     state = {
+        "format_version": meta["format_version"],
         "model": weights,
         "model_name": meta["model_name"],
         "model_kwargs": meta.get("model_kwargs") or {},
         "classes": meta.get("classes") or [],
         "preprocessing": meta.get("preprocessing") or {},
+        "config": {},
     }
-    return model_from_state(state, str(path))
+    return upgrade_state(state, str(path))
+
+
+def load_safetensors_model(path: str | os.PathLike) -> LoadedModel:
+    """Rebuild a model from ``.safetensors`` weights and their JSON sidecar (no code runs)."""
+    return model_from_state(read_safetensors_state(path), str(path))
