@@ -4,6 +4,7 @@ dict and files; load_stats / resolve_stats find, compute and cache them."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from alexnet.data import IMAGENET_STATS, DatasetStats, compute_stats, load_stats, resolve_stats
@@ -60,8 +61,19 @@ def test_dict_and_file_round_trip(tmp_path):
 def test_imagenet_defaults_are_documented_values():
     assert IMAGENET_STATS.eigval == (0.2175, 0.0188, 0.0045)
     assert IMAGENET_STATS.mean == (0.485, 0.456, 0.406)
-    assert IMAGENET_STATS.std == (0.229, 0.224, 0.225)
     assert IMAGENET_STATS.mean_image is None
+
+
+def test_imagenet_fallback_is_one_covariance():
+    """The std values are the square roots of the diagonal of eigvec diag(eigval) eigvec^T:
+    the fallback statistics describe one covariance matrix (float64)."""
+    v = np.asarray(IMAGENET_STATS.eigvec, dtype=np.float64)
+    lam = np.asarray(IMAGENET_STATS.eigval, dtype=np.float64)
+    np.testing.assert_allclose(v.T @ v, np.eye(3), atol=1e-4)  # orthonormal columns
+    cov = v @ np.diag(lam) @ v.T
+    np.testing.assert_allclose(np.sqrt(np.diag(cov)), IMAGENET_STATS.std, atol=1e-4)
+    # the channels' variances add up to the eigenvalues' sum (the trace)
+    assert float(np.sum(np.square(IMAGENET_STATS.std))) == pytest.approx(lam.sum(), rel=1e-3)
 
 
 def test_resolve_computes_caches_and_loads(make_tree, monkeypatch, tmp_path):

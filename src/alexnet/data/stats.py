@@ -107,17 +107,21 @@ class DatasetStats:
         return cls.from_dict(d, img)
 
 
-# The usual ImageNet figures: mean/std as torchvision's models use them; PCA lighting
-# eigenvalues/vectors as fb.resnet.torch (and most AlexNet ports since) use them. They
-# are the same quantity compute_stats returns (covariance eigenvalues, 0-1 scale):
-# CIFAR-10's training set gives eigval (0.174, 0.0124, 0.0026) and eigenvectors within
-# a few degrees of these (5000 images, `compute_stats`).
+# ImageNet's fallback statistics, one covariance matrix: the mean is torchvision's; the
+# eigenvectors and eigenvalues (0-1 scale) are the PCA that fb.resnet.torch (and most
+# AlexNet ports since) use for lighting; the std is the square root of the diagonal of
+# that same covariance, eigvec @ diag(eigval) @ eigvec.T (tests/data/test_dataset_stats.py),
+# so the variances of the channels add up to the eigenvalues' sum. torchvision's own
+# (0.229, 0.224, 0.225) average each image's std and are smaller; its weights keep them
+# (``export.torchvision_weights.TORCHVISION_STATS``). CIFAR-10's training set gives
+# eigval (0.174, 0.0124, 0.0026) and eigenvectors within a few degrees of these
+# (``alexnet prepare --stats``).
 IMAGENET_STATS = DatasetStats(
     mean=(0.485, 0.456, 0.406),
-    std=(0.229, 0.224, 0.225),
+    std=(0.2837, 0.2763, 0.2897),
     eigval=(0.2175, 0.0188, 0.0045),
     eigvec=((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203)),
-    source="ImageNet defaults (torchvision mean/std, fb.resnet.torch PCA)",
+    source="ImageNet fallback (torchvision mean; fb.resnet.torch PCA; std from that PCA)",
 )
 
 

@@ -47,15 +47,13 @@ def _names(setup, ds: Dataset) -> list[str]:
 
 
 def _transforms(setup):
-    from alexnet.inference import eval_transform_for
+    from alexnet.inference import eval_transform_for, preprocessing_of
 
-    model = setup.models[0].model
-    size = int(
-        setup.preprocessing.get("input_size")
-        or getattr(getattr(model, "config", None), "input_size", 224)
+    pre = preprocessing_of(setup.models[0])
+    display = DisplayTransform(
+        int(pre["input_size"]), int(pre.get("resize") or 256), pre.get("resize_mode") or "square"
     )
-    resize = int(setup.preprocessing.get("resize") or 256)
-    return eval_transform_for(setup), DisplayTransform(size, resize)
+    return eval_transform_for(setup), display
 
 
 def _probs(setup, ds: Dataset, indices: list[int], batch_size: int, workers: int) -> Tensor:

@@ -20,18 +20,19 @@ from alexnet.errors import UserError
 
 
 class DisplayTransform:
-    """Raw image -> float (3, S, S) in [0, 1]: the §2 256x256 rescale and the centre crop
-    the evaluation transform takes, without normalisation."""
+    """Raw image -> float (3, S, S) in [0, 1]: the resize and the centre crop the
+    evaluation transform takes, without normalisation."""
 
-    def __init__(self, input_size: int, resize: int = 256) -> None:
-        self.input_size, self.resize = input_size, resize
+    def __init__(self, input_size: int, resize: int = 256, resize_mode: str = "square") -> None:
+        self.input_size, self.resize, self.resize_mode = input_size, resize, resize_mode
 
     def __call__(self, img: Any) -> Tensor:
-        from alexnet.data.transforms import square_uint8
+        from alexnet.data.transforms import center_origin, resized_uint8
 
-        x = square_uint8(img, self.resize)  # (3, R, R) uint8
-        c, s = (self.resize - self.input_size) // 2, self.input_size
-        return x[:, c : c + s, c : c + s].float() / 255.0
+        x = resized_uint8(img, self.resize, self.resize_mode)  # (3, H, W) uint8
+        s = self.input_size
+        top, left = center_origin(x.shape[1], x.shape[2], s)
+        return x[:, top : top + s, left : left + s].float() / 255.0
 
 
 class TransformedSubset(Dataset):
