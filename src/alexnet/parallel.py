@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from alexnet.errors import UserError
 from alexnet.models import AlexNet
-from alexnet.nn import LocalResponseNorm
+from alexnet.nn import Dropout, LocalResponseNorm
 
 __all__ = ["TwoTowerAlexNet", "unwrap_model_parallel", "wrap_model_parallel"]
 
@@ -52,6 +52,8 @@ def _half(n: int, tower: int) -> slice:
 
 
 def _lrn(src: LocalResponseNorm) -> LocalResponseNorm:
+    """The same LRN for one tower's half of the maps (a window across the whole layer
+    would need the other tower's maps: refused in TwoTowerAlexNet)."""
     return LocalResponseNorm(
         src.size, src.alpha, src.beta, src.k, src.alpha_over_size, inplace=src.inplace
     )
@@ -101,7 +103,7 @@ class _Tower(nn.Module):
         self.lrn2 = _lrn(f.lrn2) if self.lrn else nn.Identity()
         self.pool = nn.MaxPool2d(3, 2)
         self.relu = nn.ReLU()
-        self.drop = nn.Dropout(model.config.dropout)
+        self.drop = Dropout(model.config.dropout, model.config.dropout_form)
 
     def stem(self, x: Tensor) -> Tensor:  # (B, 3, S, S) -> (B, 128, 13, 13)
         x = self.pool(self.lrn1(self.relu(self.conv1(x))))
@@ -127,6 +129,13 @@ class TwoTowerAlexNet(nn.Module):
                 "--model-parallel supports alexnet (LRN); alexnet_bn's BatchNorm "
                 "is not split by tower here: use data parallelism (torchrun)"
             )
+        if model.config.norm == "lrn" and model.config.lrn_window != "tower":
+            raise UserError(
+                "--model-parallel needs the LRN window inside each tower (lrn_window "
+                "'tower', the paper's); a window across the layer spans both devices"
+            )
+        if model.config.pool_before_lrn:
+            raise UserError("--model-parallel runs the paper's order, LRN before pooling")
         self.config = model.config
         self.input_device = torch.device(device_a)
         self.output_device = torch.device(device_b)
