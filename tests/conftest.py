@@ -84,6 +84,7 @@ def tiny_train_config(data: Path, out: Path, **overrides):
         device="cpu",
         amp="off",
         channels_last="off",
+        normalize="channel",
         seed=5,
         model_kwargs={"init": "kaiming"},
     )

@@ -165,13 +165,13 @@ def test_report_refuses_a_directory_that_is_not_a_run(tmp_path):
 @pytest.mark.slow
 def test_train_writes_curves_and_a_complete_report(tmp_path, train_config):
     """``alexnet train`` draws plots/curves.png and report.html with every section."""
-    from alexnet.train import train
+    from alexnet.runner import run_training
 
     data, _ = _helpers().make_demo(tmp_path / "demo")
     cfg = train_config(
         data, tmp_path / "run", model="alexnet_owt", epochs=1, seed=0, model_kwargs={}
     )
-    train(cfg)
+    run_training(cfg)
     run = tmp_path / "run"
     assert (run / "plots" / "curves.png").stat().st_size > 0
     text = (run / "report.html").read_text(encoding="utf-8")

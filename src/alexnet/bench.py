@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from alexnet.errors import UserError
 from alexnet.models import create_model
@@ -89,16 +88,17 @@ class _Case:
             if mode == "train"
             else None
         )
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
         self.device, self.amp, self.mode = device, amp, mode
         self.samples: list[float] = []
 
     def step(self) -> None:
-        if self.mode == "train":
-            with autocast(self.device, self.amp):
-                loss = F.cross_entropy(self.net(self.x).float(), self.y)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
+        if self.mode == "train":  # alexnet train's step (its SGD is PaperSGD by default)
+            from alexnet.train import train_step
+
+            train_step(
+                self.net, self.opt, self.scaler, self.x, self.y, device=self.device, amp=self.amp
+            )
         else:
             with torch.inference_mode(), autocast(self.device, self.amp):
                 self.net(self.x)
@@ -232,7 +232,7 @@ def store_feeding(
     batch_size: int = 64,
     steps: int = 4,
     rounds: int = 3,
-    workers: int = 2,
+    workers: int | None = None,
     amp: str = "auto",
     channels_last: str = "auto",
     device: str = "cpu",
@@ -246,6 +246,7 @@ def store_feeding(
     from alexnet.config import TrainConfig
     from alexnet.distributed import DistInfo
     from alexnet.runtime import default_channels_last, resolve_amp, resolve_device, to_device
+    from alexnet.train import train_step
     from alexnet.trainsetup import build_data, build_model, build_optimizer
 
     cfg = TrainConfig(
@@ -262,17 +263,16 @@ def store_feeding(
     dev, dist = resolve_device(cfg.device), DistInfo()
     amp_ = resolve_amp(cfg.amp, dev, training=True)
     cl = default_channels_last(dev, True) if channels_last == "auto" else channels_last == "on"
-    bundle = build_data(cfg, dist, dev)
-    net = build_model(cfg, len(bundle.classes), dev, cl, dist)[0].train()
+    bundle = build_data(cfg, dist, dev, cfg.preprocessing())
+    net = build_model(cfg, len(bundle.classes), dev, cl, dist).model.train()
     opt = build_optimizer(cfg, net)
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp_ == "fp16")
 
-    def step(images: torch.Tensor, target: torch.Tensor) -> None:  # Trainer._step's work
+    def step(images: torch.Tensor, target: torch.Tensor, index: int = 0) -> None:
+        if bundle.on_device is not None:  # the loop's own path (alexnet.train.Trainer._step)
+            images = bundle.on_device(images.to(dev, non_blocking=True), True, index)
         images = to_device(images, dev, cl)
-        with autocast(dev, amp_):
-            loss = F.cross_entropy(net(images).float(), target.to(dev))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss, _ = train_step(net, opt, scaler, images, target.to(dev), device=dev, amp=amp_)
         loss.item()  # the loop reads the loss every step
 
     batches = _endless(bundle)
@@ -282,7 +282,7 @@ def store_feeding(
     # The loader's workers read ahead (prefetch_factor 4 each) while the model
     # trains; drain what they gathered during the warm-up, so the timed steps
     # see the steady state: batches made while the previous steps trained.
-    for _ in range(max(1, workers) * 4):
+    for _ in range(max(1, bundle.train_loader.num_workers) * 4):
         next(batches)
     fed = [_timed(lambda: step(*next(batches)), steps, batch_size) for _ in range(rounds)]
     cycle = itertools.cycle(kept)
@@ -291,7 +291,7 @@ def store_feeding(
         data,
         model,
         batch_size,
-        workers,
+        bundle.train_loader.num_workers,
         amp_,
         cl,
         round(statistics.median(fed), 2),

@@ -1,19 +1,26 @@
 """The training configuration: one dataclass, YAML presets, flags on top, all errors at once.
 
-Resolution order (later wins): the dataclass defaults (the paper's values),
-the preset named by ``--preset`` (``src/alexnet/configs/<name>.yaml``, also
-reachable as ``configs/`` at the repository root), a ``--config FILE``, then the
-command-line flags the user actually gave. ``validate()`` reports every invalid
-value in one message before any work starts.
+Every field of :class:`TrainConfig` is a setting: it has a flag (``alexnet train --help``,
+generated from the field's type and docstring by ``alexnet.cli.settings``), a YAML key
+(presets in ``src/alexnet/configs/``, ``--config FILE``) and a line in the run's
+``config.yaml``. Resolution order (later wins): the defaults below (the paper's values),
+``--preset``, ``--config FILE``, then the flags the user gave. ``validate()`` reports
+every invalid value in one message before any work starts. Model options
+(``model_kwargs``) are the registry's (``alexnet.models.model_info(name).options``).
+
+Adding a setting is one field here (with its docstring) plus the code that uses it.
+``# ---- group`` comments name the ``--help`` section of the fields below them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -26,151 +33,286 @@ PRESET_DIR = Path(__file__).parent / "configs"
 class TrainConfig:
     """Every setting of a training run. Defaults are the paper's (§5)."""
 
+    # ---- what to train
     model: str = "alexnet"
-    """create_model() name: alexnet (the paper), alexnet_bn, alexnet_owt."""
+    """Network: alexnet (the paper), alexnet_bn or alexnet_owt (`alexnet summary --list`)."""
     model_kwargs: dict = field(default_factory=dict)
-    """Extra create_model() options, e.g. {init: caffe, dropout: 0.5, input_size: 224}."""
+    """create_model() options as a YAML mapping, e.g. '{init: caffe, lrn_k: 1}'; the model
+    option flags below set single ones."""
+    init_from: str | None = None
+    """Start from the weights in this file (checkpoint, .safetensors, an imported file): the
+    run fine-tunes them; fc8 is replaced (and said so) when the class count differs."""
+    freeze: str | None = None
+    """Keep every layer up to and including this one fixed (conv1 .. fc7)."""
+    backbone_lr_mult: float = 1.0
+    """Learning rate of the layers taken from --init-from (all but a replaced fc8), as a
+    multiple of --lr."""
+
+    # ---- data
     data: str | None = None
-    """ImageFolder root (train/, val/), packed store, or cifar10:/imagenet:/imagenette:DIR.
-    None: the generated demo dataset."""
+    """ImageFolder root (train/, val/), a .tar/.tar.gz of one, a packed store, demo[:DIR], or
+    cifar10:/imagenet:/imagenette:DIR. None: the generated demo dataset."""
     demo: dict = field(default_factory=dict)
-    """make_demo_dataset() options used when data is None (seed, train_per_class, ...)."""
-    out: str = "runs/alexnet"
-    """Run directory: config.yaml, metrics.jsonl, checkpoints/, plots/, summary.json."""
+    """Options of the generated demo dataset as YAML (seed, train_per_class, val_per_class,
+    num_classes, size), used when --data is demo or not given."""
+    input_size: int | None = None
+    """Crop side: 227 (the paper's arithmetic) or 224; None: the model's default."""
+    resize: int = 256
+    """Side the images are resized to before cropping (§2: 256)."""
+    resize_mode: Literal["auto", "square", "warp", "shorter"] = "auto"
+    """square: shorter side to --resize, central square (§2); warp: the whole image squeezed
+    to a square (Caffe); shorter: shorter side, aspect kept (torchvision); auto: the model's."""
+    normalize: Literal["auto", "pixel", "channel", "none"] = "auto"
+    """pixel: raw 0-255 RGB minus the training set's mean image (§2); channel: (x/255 - mean)
+    / std per channel; none: x/255; auto: the model's (pixel for alexnet, channel for owt)."""
+    lighting: float = 0.1
+    """PCA lighting alphastd (§4.1); 0 disables it."""
+    lighting_convention: Literal["eigval", "std"] = "eigval"
+    """eigval: offsets eigvec @ (alpha * eigenvalue), the paper's formula on the 0-1 scale;
+    std: alpha * sqrt(eigenvalue), cuda-convnet2's."""
+    color_jitter: float = 0.0
+    """torchvision ColorJitter strength (0 = off), instead of or with lighting."""
+    augment_on: Literal["auto", "loader", "device"] = "auto"
+    """Where crops, flips, lighting and normalisation run: loader (CPU workers, per image),
+    device (batch_augment, from a packed store's uint8 batches); auto: device on CUDA with a
+    packed store, else loader."""
+    skip_bad: bool = False
+    """Skip unreadable images (counted and reported) instead of failing."""
+
+    # ---- optimisation (§5)
     epochs: int = 90
+    """Passes over the training set."""
     batch_size: int = 128
-    """Per process (torchrun: each rank loads this many)."""
+    """Images per step per process (torchrun: each rank loads this many)."""
     lr: float = 0.01
-    optimizer: str = "sgd"
+    """Learning rate."""
+    optimizer: Literal["sgd", "adamw"] = "sgd"
     """sgd (the paper) or adamw."""
+    sgd_form: Literal["paper", "torch"] = "paper"
+    """paper: §5's update, the velocity holds the learning rate (a decay fades in over the
+    next steps); torch: torch.optim.SGD (the step rescales at once)."""
     momentum: float = 0.9
+    """SGD momentum (§5: 0.9)."""
     weight_decay: float = 5e-4
-    schedule: str = "plateau"
-    """plateau (÷10 when val error stops improving, §5), step, cosine or constant."""
+    """L2 weight decay (§5: 0.0005)."""
+    bias_lr_mult: float = 1.0
+    """Learning rate of the biases as a multiple of --lr (Caffe's bvlc_alexnet: 2)."""
+    bias_decay_mult: float = 1.0
+    """Weight decay of the biases as a multiple of --weight-decay (Caffe's: 0)."""
+    schedule: Literal["plateau", "step", "cosine", "constant"] = "plateau"
+    """plateau (/10 when val error stops improving, §5), step, cosine or constant."""
     lr_factor: float = 0.1
     """Multiplier at each plateau or step decay."""
     patience: int = 2
     """plateau: epochs without a val top-1 improvement before a decay."""
     max_decays: int = 3
     """plateau: the paper divided the learning rate three times."""
-    step_epochs: int = 30
-    """step: decay every this many epochs (torchvision's recipe: 30)."""
-    warmup_epochs: float = 0.0
-    """Linear learning-rate warm-up over this many epochs (fractions allowed)."""
     min_improvement: float = 0.0
     """plateau: smallest drop of val top-1 error that counts as an improvement."""
+    step_epochs: int = 30
+    """step: decay every this many epochs (torchvision's recipe: 30)."""
+    step_iterations: int | None = None
+    """step: decay every this many optimizer steps instead (Caffe's stepsize: 100000)."""
+    warmup_epochs: float = 0.0
+    """Linear learning-rate warm-up over this many epochs (fractions allowed)."""
     label_smoothing: float = 0.0
+    """Cross-entropy label smoothing (0 = off)."""
     ema_decay: float = 0.0
     """Exponential moving average of the weights (0 = off); validation uses the EMA."""
     grad_clip: float = 0.0
     """Clip the gradient norm to this value (0 = off)."""
-    amp: str = "auto"
-    """auto, off, bf16, fp16 (CUDA only)."""
-    channels_last: str = "auto"
-    """auto, on or off."""
-    compile: bool = False
-    input_size: int = 227
-    """Crop side: 227 (the paper's arithmetic) or 224."""
-    resize: int = 256
-    lighting: float = 0.1
-    """PCA lighting alphastd (§4.1); 0 disables it."""
-    color_jitter: float = 0.0
-    """torchvision ColorJitter strength (0 = off), instead of or with lighting."""
-    normalize: str = "channel"
-    """channel (per-channel mean/std) or pixel (the paper's mean image)."""
+
+    # ---- run
+    out: str = "runs/alexnet"
+    """Run directory: config.yaml, metrics.jsonl, checkpoints/, plots/, summary.json."""
     seed: int = 0
+    """Seed of the initial weights, the sampler's order and every augmentation."""
     deterministic: bool = False
     """torch.use_deterministic_algorithms (slower on CUDA; CPU runs are repeatable anyway)."""
-    workers: int = 2
-    device: str = "auto"
-    model_parallel: str | None = None
-    """"DEV_A,DEV_B": the paper's two-tower split over two devices (§3.2)."""
     max_steps: int | None = None
-    """Stop after this many optimizer steps (smoke runs)."""
+    """Stop after this many optimizer steps (smoke runs, iteration budgets)."""
     eval_batches: int | None = None
     """Evaluate on at most this many validation batches (smoke runs)."""
-    skip_bad: bool = False
-    """Skip unreadable images (counted and reported) instead of failing."""
     quiet: bool = False
     """No progress bars; one log line per epoch."""
+
+    # ---- hardware
+    device: str = "auto"
+    """auto (CUDA when present), cpu, cuda, cuda:1, ..."""
+    workers: int | None = None
+    """Data loading processes; None: one per CPU core, at most 8."""
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    """Mixed precision; auto: bf16 on CUDA and on CPUs with native bf16, else off."""
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    """channels_last memory format; auto: on (measured faster on CPU and CUDA)."""
+    compile: bool = False
+    """torch.compile the model."""
+    model_parallel: str | None = None
+    """"DEV_A,DEV_B": the paper's two-tower split over two devices (§3.2)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
         """Raise one UserError listing every invalid value."""
-        from alexnet.models import list_models
+        e = _type_errors(self)
+        e += self._model_errors()
+        e += self._range_errors()
+        from alexnet.data.sources import check_source
 
-        e = []
+        if self.data is not None:
+            problem = check_source(self.data)
+            if problem:
+                e.append(f"--data {problem}")
+        if e:
+            raise UserError("invalid configuration:\n  " + "\n  ".join(e), exit_code=2)
+
+    def _model_errors(self) -> list[str]:
+        from alexnet.models import list_models, model_info
+
         if self.model not in list_models():
-            e.append(f"--model {self.model!r} is unknown (choose from {', '.join(list_models())})")
-        else:  # model options (--init, --dropout, model_kwargs): build it on the meta device
+            return [f"--model {self.model!r} is unknown (choose from {', '.join(list_models())})"]
+        info = model_info(self.model)
+        e = []
+        if self.input_size is not None and not info.accepts_input_size(self.input_size):
+            sizes = ", ".join(map(str, info.input_sizes)) or f">= {info.min_input_size}"
+            e.append(f"--input-size {self.input_size}: {self.model} takes {sizes}")
+        try:  # the model options: build it on the meta device
             import torch
 
             from alexnet.models import create_model
 
-            kwargs = dict(self.model_kwargs)
-            if self.model != "alexnet_owt" and self.input_size in (224, 227):
-                kwargs.setdefault("input_size", self.input_size)
-            try:
-                with torch.device("meta"):
-                    create_model(self.model, num_classes=2, **kwargs)
-            except (ValueError, TypeError) as err:
-                e.append(f"model options: {err}")
+            with torch.device("meta"):
+                create_model(self.model, num_classes=2, **self.model_kwargs_resolved())
+        except (ValueError, TypeError) as err:
+            e.append(f"model options: {err}")
+        if self.freeze is not None and self.freeze not in list(info.layers)[:-1]:
+            e.append(f"--freeze {self.freeze!r}: choose one of {', '.join(list(info.layers)[:-1])}")
+        return e
+
+    def _range_errors(self) -> list[str]:
+        e = []
         for name in ("epochs", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                e.append(
-                    f"--{name.replace('_', '-')} must be a positive integer, "
-                    f"got {getattr(self, name)!r}"
-                )
-        if not self.lr > 0:
+            v = getattr(self, name)
+            if isinstance(v, int) and v < 1:
+                e.append(f"--{_flag(name)} must be a positive integer, got {v!r}")
+        if isinstance(self.lr, (int, float)) and not self.lr > 0:
             e.append(f"--lr must be positive, got {self.lr!r}")
-        if self.optimizer not in ("sgd", "adamw"):
-            e.append(f"--optimizer must be sgd or adamw, got {self.optimizer!r}")
-        if not 0 <= self.momentum < 1:
-            e.append(f"--momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            e.append(f"--weight-decay must be >= 0, got {self.weight_decay}")
-        if self.schedule not in ("plateau", "step", "cosine", "constant"):
-            e.append(f"--schedule must be plateau, step, cosine or constant, got {self.schedule!r}")
-        if not 0 < self.lr_factor < 1:
-            e.append(f"lr_factor must be in (0, 1), got {self.lr_factor}")
-        if self.patience < 0 or self.max_decays < 0 or self.step_epochs < 1:
-            e.append("patience and max_decays must be >= 0 and step_epochs >= 1")
-        if self.warmup_epochs < 0:
-            e.append(f"--warmup-epochs must be >= 0, got {self.warmup_epochs}")
-        if not 0 <= self.label_smoothing < 1:
-            e.append(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
-        if not 0 <= self.ema_decay < 1:
-            e.append(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
-        if self.grad_clip < 0:
-            e.append(f"--grad-clip must be >= 0, got {self.grad_clip}")
-        if self.amp not in ("auto", "off", "bf16", "fp16"):
-            e.append(f"--amp must be auto, off, bf16 or fp16, got {self.amp!r}")
-        if self.channels_last not in ("auto", "on", "off"):
-            e.append(f"--channels-last must be auto, on or off, got {self.channels_last!r}")
-        if self.input_size not in (224, 227):
-            e.append(f"--input-size must be 227 or 224, got {self.input_size}")
-        if self.resize < self.input_size:
-            e.append(f"resize ({self.resize}) must be >= input size ({self.input_size})")
-        if self.lighting < 0 or self.color_jitter < 0:
-            e.append("--lighting and --color-jitter must be >= 0")
-        if self.normalize not in ("channel", "pixel"):
-            e.append(f"--normalize must be channel or pixel, got {self.normalize!r}")
-        if self.workers < 0:
+        for name, lo, hi in (
+            ("momentum", 0, 1),
+            ("label_smoothing", 0, 1),
+            ("ema_decay", 0, 1),
+            ("lr_factor", 0, 1),
+        ):
+            v = getattr(self, name)
+            if isinstance(v, (int, float)) and not (lo <= v < hi and (name != "lr_factor" or v)):
+                e.append(f"--{_flag(name)} must be in [{lo}, {hi}), got {v}")
+        nonneg = ("weight_decay", "grad_clip", "warmup_epochs", "lighting", "color_jitter")
+        nonneg += ("patience", "max_decays", "min_improvement", "bias_lr_mult", "bias_decay_mult")
+        for name in (*nonneg, "backbone_lr_mult"):
+            v = getattr(self, name)
+            if isinstance(v, (int, float)) and v < 0:
+                e.append(f"--{_flag(name)} must be >= 0, got {v}")
+        for name in ("step_epochs", "step_iterations", "max_steps", "eval_batches", "resize"):
+            v = getattr(self, name)
+            if isinstance(v, int) and v < 1:
+                e.append(f"--{_flag(name)} must be >= 1, got {v}")
+        if isinstance(self.workers, int) and self.workers < 0:
             e.append(f"--workers must be >= 0, got {self.workers}")
-        if self.max_steps is not None and self.max_steps < 1:
-            e.append(f"--max-steps must be >= 1, got {self.max_steps}")
-        if self.eval_batches is not None and self.eval_batches < 1:
-            e.append(f"--eval-batches must be >= 1, got {self.eval_batches}")
-        if self.data is not None and ":" not in self.data.split(os.sep)[0]:
-            p = Path(self.data)
-            if not p.exists():
-                e.append(f"--data {self.data}: no such directory")
-            elif not p.is_dir():
-                e.append(f"--data {self.data}: is a file, not a dataset directory")
-        if e:
-            raise UserError("invalid configuration:\n  " + "\n  ".join(e), exit_code=2)
+        size = self.input_size or 227
+        if isinstance(self.resize, int) and isinstance(size, int) and self.resize < size:
+            e.append(f"--resize ({self.resize}) must be >= the input size ({size})")
+        if self.model in _known_models():
+            pre = self.preprocessing()
+            if pre["normalize"] == "pixel" and pre["resize_mode"] == "shorter":
+                e.append(
+                    "--normalize pixel subtracts a square mean image: use --resize-mode "
+                    "square or warp"
+                )
+        if self.freeze is not None and self.init_from is None:
+            e.append("--freeze keeps pretrained layers fixed: it needs --init-from FILE")
+        return e
+
+    def preprocessing(self) -> dict:
+        """``input_size``, ``resize``, ``resize_mode`` and ``normalize`` with "auto" and
+        None resolved from the model's registry entry."""
+        from alexnet.models import input_size_for, model_info
+
+        default = model_info(self.model).preprocessing
+        auto = {"resize_mode": self.resize_mode, "normalize": self.normalize}
+        out = {k: default[k] if v == "auto" else v for k, v in auto.items()}
+        size = self.input_size or input_size_for(self.model, self.model_kwargs)
+        return {"input_size": size, "resize": self.resize, **out}
+
+    def model_kwargs_resolved(self) -> dict:
+        """create_model() options: ``model_kwargs`` plus the input size when the model
+        takes one."""
+        from alexnet.models import model_info
+
+        kwargs = dict(self.model_kwargs)
+        if self.input_size is not None and "input_size" in model_info(self.model).options:
+            kwargs.setdefault("input_size", self.input_size)
+        return kwargs
+
+
+def _known_models() -> list[str]:
+    from alexnet.models import list_models
+
+    return list_models()
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def setting_types() -> dict[str, Any]:
+    """Field name -> its resolved type annotation."""
+    return typing.get_type_hints(TrainConfig)
+
+
+def literal_choices(tp: Any) -> tuple | None:
+    """The allowed values of a ``Literal[...]`` (or ``Literal[...] | None``) type."""
+    if typing.get_origin(tp) is Literal:
+        return typing.get_args(tp)
+    for arg in typing.get_args(tp):
+        if typing.get_origin(arg) is Literal:
+            return typing.get_args(arg)
+    return None
+
+
+def _accepts(tp: Any, value: Any) -> bool:
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return value in typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(a, value) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp in (str, bool, dict):
+        return isinstance(value, tp)
+    return True
+
+
+def _type_errors(cfg: TrainConfig) -> list[str]:
+    errors = []
+    for name, tp in setting_types().items():
+        value = getattr(cfg, name)
+        if not _accepts(tp, value):
+            choices = literal_choices(tp)
+            want = f"one of {', '.join(map(str, choices))}" if choices else _type_name(tp)
+            errors.append(f"--{_flag(name)} must be {want}, got {value!r}")
+    return errors
+
+
+def _type_name(tp: Any) -> str:
+    names = [getattr(a, "__name__", str(a)) for a in (typing.get_args(tp) or (tp,))]
+    return " or ".join("None" if n == "NoneType" else f"a {n}" for n in names)
 
 
 def list_presets() -> list[str]:
@@ -197,16 +339,19 @@ def _apply(cfg: TrainConfig, values: dict, source: str) -> None:
     if unknown:
         raise UserError(f"{source}: unknown setting(s) {', '.join(unknown)}", exit_code=2)
     for k, v in values.items():
-        if k != "description":
+        if k == "model_kwargs" and isinstance(v, dict):
+            cfg.model_kwargs = {**cfg.model_kwargs, **v}
+        elif k != "description":
             setattr(cfg, k, v)
 
 
 def resolve_config(
     preset: str | None = None,
-    config_file: str | None = None,
+    config_file: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """Defaults, then the preset, then the file, then ``overrides`` (non-None values)."""
+    """Defaults, then the preset, then the file, then ``overrides`` (non-None values;
+    ``model_kwargs`` entries are merged into the earlier ones)."""
     cfg = TrainConfig()
     if preset is not None:
         path = PRESET_DIR / f"{preset}.yaml"
@@ -222,5 +367,18 @@ def resolve_config(
     return cfg
 
 
+def config_from_dict(values: dict, source: str = "checkpoint") -> TrainConfig:
+    """A TrainConfig from a saved ``config.to_dict()``; settings this version does not
+    know are refused, ones it added since keep their defaults."""
+    cfg = TrainConfig()
+    _apply(cfg, dict(values), source)
+    return cfg
+
+
+def config_yaml(cfg: TrainConfig) -> str:
+    """The resolved settings as the YAML document ``config.yaml`` holds."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
 def save_config(cfg: TrainConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    path.write_text(config_yaml(cfg))

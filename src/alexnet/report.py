@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alexnet.callbacks import Callback
 from alexnet.errors import UserError
 
 MAX_CONFUSION_CLASSES = 100
@@ -223,7 +224,7 @@ def _data_source(run: Run) -> str:
     data = run.config.get("data")
     if data:
         return str(data)
-    from alexnet.trainsetup import demo_root
+    from alexnet.data.demo import demo_root
 
     root = demo_root(run.config.get("demo") or {})
     if not root.is_dir():
@@ -326,3 +327,20 @@ def save_report(report: RunReport, path: Path) -> Path:
     tmp.write_text(report.html, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+class ReportCallback(Callback):
+    """Writes ``RUN/report.html`` when training ends (rank 0); a failure is a warning,
+    never the end of a finished run."""
+
+    def on_train_end(self, trainer, summary: dict) -> None:
+        if not trainer.dist.is_main:
+            return
+        import sys
+
+        try:
+            path = write_report(trainer.cfg.out)
+            if not trainer.cfg.quiet:
+                print(f"report: {path}", file=sys.stderr, flush=True)
+        except Exception as e:  # noqa: BLE001 - the report must never cost a finished run
+            print(f"warning: could not write the run report: {e}", file=sys.stderr, flush=True)

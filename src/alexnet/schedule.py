@@ -5,7 +5,8 @@ lr(step) = base_lr x warm-up factor x schedule factor, where the schedule is
              for ``patience`` epochs, at most ``max_decays`` times (§5: "divide
              the learning rate by 10 when the validation error rate stopped
              improving ... reduced three times prior to termination");
-  step     - x lr_factor every ``step_epochs`` epochs;
+  step     - x lr_factor every ``step_epochs`` epochs, or every ``step_iterations``
+             optimizer steps when that is set (Caffe's ``stepsize``);
   cosine   - half a cosine from 1 to 0 over the run;
   constant - 1.
 The trainer sets the lr of every parameter group before each step, so the
@@ -29,6 +30,7 @@ class LRSchedule:
     patience: int = 2
     max_decays: int = 3
     step_epochs: int = 30
+    step_iterations: int | None = None
     min_improvement: float = 0.0
     # plateau state
     scale: float = 1.0
@@ -43,6 +45,8 @@ class LRSchedule:
             f = (step + 1) / self.warmup_steps
         if self.kind == "plateau":
             f *= self.scale
+        elif self.kind == "step" and self.step_iterations:
+            f *= self.lr_factor ** (step // self.step_iterations)
         elif self.kind == "step":
             f *= self.lr_factor ** ((step // max(1, self.steps_per_epoch)) // self.step_epochs)
         elif self.kind == "cosine":
@@ -71,5 +75,5 @@ class LRSchedule:
         return asdict(self)
 
     def load_state_dict(self, state: dict) -> None:
-        for k, v in state.items():
+        for k, v in state.items():  # keys added since a checkpoint was written keep theirs
             setattr(self, k, v)

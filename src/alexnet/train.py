@@ -1,13 +1,15 @@
 """The one training loop: AMP, DDP, model parallelism, EMA, clipping, exact resume, safe stops.
 
-``train(cfg)`` runs a whole job and returns the summary dict. It is what
-``alexnet train`` and ``torchrun -m alexnet train`` call. Exactness: on the CPU,
-N epochs straight and k epochs + ``--resume`` + N-k epochs give bit-identical
-weights, also when the stop came from SIGTERM/SIGINT mid-epoch, because
-(a) the sampler's order and every augmentation are functions of (seed, epoch,
-index) (``alexnet.sampler``), (b) the DataLoader gets its own generator and so
-never draws from the global RNG, and (c) the checkpoint holds the optimizer,
-schedule, scaler, EMA and every RNG state, plus the position inside the epoch.
+``train(cfg, callbacks=...)`` runs a whole job and returns the summary dict;
+``alexnet.runner.run_training`` adds the standard callbacks (progress, plots, report,
+TensorBoard) and is what ``alexnet train`` calls. ``train_step`` is one optimizer step,
+shared with ``alexnet bench``. Exactness: on the CPU, N epochs straight and k epochs
++ resume + N-k epochs give bit-identical weights, also when the stop came from
+SIGTERM/SIGINT mid-epoch, because (a) the sampler's order and every augmentation are
+functions of (seed, epoch, index) (``alexnet.sampler``), (b) the DataLoader gets its
+own generator and so never draws from the global RNG, and (c) the checkpoint holds the
+optimizer, schedule, scaler, EMA, every RNG state, the metrics so far and the position
+inside the epoch.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from alexnet.callbacks import Callback
 from alexnet.checkpoint import (
     CHECKPOINT_VERSION,
     load_weights,
@@ -53,10 +57,9 @@ from alexnet.runtime import (
 from alexnet.schedule import LRSchedule
 from alexnet.trainsetup import build_data, build_model, build_optimizer
 
-# Fault injection for the reliability suite (tests/faults): a NaN loss at optimizer
-# step K; the process signalling itself with SIG after step K ("SIG:K").
-_NAN_STEP_ENV = "ALEXNET_FAULT_NAN_AT_STEP"
-_SIGNAL_STEP_ENV = "ALEXNET_FAULT_SIGNAL_AT_STEP"
+# Callbacks every run gets on top of its own: the hook the fault-injection tests install
+# (tests/faults/fault_runner.py) before calling the CLI.
+INSTALLED_CALLBACKS: list[Callback] = []
 
 
 class TrainingDiverged(UserError):
@@ -86,11 +89,56 @@ class StopRequest:
             signal.signal(s, h)
 
 
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    images: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    device: torch.device,
+    amp: str,
+    label_smoothing: float = 0.0,
+    grad_clip: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch already on its devices: forward under autocast,
+    cross-entropy, backward, [gradient clipping], step. -> (loss, logits), detached.
+
+    A NaN or infinite loss raises ``FloatingPointError`` before the weights change.
+    """
+    with autocast(device, amp):
+        logits = model(images)
+        loss = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(float(loss))
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach(), logits.detach()
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every group's lr: ``lr`` times its ``lr_mult`` (biases, pretrained layers)."""
+    for g in optimizer.param_groups:
+        g["lr"] = lr * g.get("lr_mult", 1.0)
+
+
 class Trainer:
     """Holds a run's pieces; ``run()`` is the loop. Build with :func:`train`."""
 
-    def __init__(self, cfg: TrainConfig, resume_state: dict | None, dist: DistInfo) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        resume_state: dict | None,
+        dist: DistInfo,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
         self.cfg, self.dist = cfg, dist
+        self.callbacks = [*callbacks, *INSTALLED_CALLBACKS]
         self.out = Path(cfg.out)
         device = resolve_device(cfg.device)
         if device.type == "cuda" and dist.enabled:
@@ -106,13 +154,21 @@ class Trainer:
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
-        self.data = build_data(cfg, dist, self.device)
-        self.model, self.model_without_ddp, self.model_kwargs = build_model(
-            cfg, len(self.data.classes), self.device, self.channels_last, dist
+        pretrained, self.origin = _pretrained(cfg, resume_state)
+        pre = cfg.preprocessing()
+        if resume_state is not None and resume_state.get("preprocessing"):
+            pre = {**pre, **resume_state["preprocessing"]}  # its statistics too
+        elif pretrained is not None:  # the weights are fed as they were trained
+            pre = {**pre, **_explicit_preprocessing(cfg, pretrained.preprocessing)}
+        self.data = build_data(cfg, dist, self.device, pre)
+        mb = build_model(
+            cfg, len(self.data.classes), self.device, self.channels_last, dist, pretrained
         )
+        self.model, self.model_without_ddp, self.model_kwargs = mb.model, mb.unwrapped, mb.kwargs
+        self.frozen_norms, self.notes = mb.frozen_norms, mb.notes
         self.in_dev = getattr(self.model_without_ddp, "input_device", self.device)
         self.out_dev = getattr(self.model_without_ddp, "output_device", self.device)
-        self.optimizer = build_optimizer(cfg, self.model_without_ddp)
+        self.optimizer = build_optimizer(cfg, self.model_without_ddp, mb.pretrained)
         spe = self.data.steps_per_epoch
         total = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
         self.schedule = LRSchedule(
@@ -125,6 +181,7 @@ class Trainer:
             patience=cfg.patience,
             max_decays=cfg.max_decays,
             step_epochs=cfg.step_epochs,
+            step_iterations=cfg.step_iterations,
             min_improvement=cfg.min_improvement,
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
@@ -140,6 +197,7 @@ class Trainer:
             )
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
         self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self._t0 = time.time()
         self.records: list[dict] = []
         self.best_error = math.inf
         if resume_state is not None:
@@ -148,7 +206,7 @@ class Trainer:
             torch.manual_seed(cfg.seed * 7919 + self.step * 104729 + dist.rank + 1)
 
     # ---- checkpoints ----
-    def state(self, metrics: dict | None = None) -> dict:
+    def state(self) -> dict:
         return {
             "format_version": CHECKPOINT_VERSION,
             "model": unwrap_model_parallel(self.model_without_ddp),  # one format
@@ -165,8 +223,10 @@ class Trainer:
             "step": self.step,
             "partial": dict(self.partial),
             "best_error": self.best_error,
+            "records": list(self.records),
             "rng": rng_state(),
             "config": self.cfg.to_dict(),
+            "init_from": self.origin,
             "metrics": self.records[-1] if self.records else None,
         }
 
@@ -181,6 +241,12 @@ class Trainer:
             self.model_without_ddp.load_merged_state_dict(st["model"])
         else:
             load_weights(self.model_without_ddp, st["model"], "resume checkpoint", st["model_name"])
+        if st.get("optimizer") is None:
+            raise UserError(
+                "cannot resume from a checkpoint without optimizer state (best.pt, an "
+                "imported or exported file): resume from last.pt, or start a new run with "
+                "--init-from FILE"
+            )
         self.optimizer.load_state_dict(st["optimizer"])
         self.schedule.load_state_dict(st["scheduler"])
         self.scaler.load_state_dict(st["scaler"])
@@ -189,7 +255,11 @@ class Trainer:
         self.epoch, self.batch_in_epoch, self.step = st["epoch"], st["batch_in_epoch"], st["step"]
         self.partial = dict(st["partial"])
         self.best_error = st["best_error"]
-        self.records = [r for r in read_metrics(self.out) if r["epoch"] <= self.epoch]
+        records = st.get("records")
+        if records is None:  # format 1 kept them in metrics.jsonl only
+            records = read_metrics(self.out)
+        self.records = [r for r in records if r["epoch"] <= self.epoch]
+        self.origin = st.get("init_from") or self.origin
         set_rng_state(st["rng"])
 
     def save(self, name: str, state: dict | None = None) -> Path | None:
@@ -198,6 +268,14 @@ class Trainer:
         return save_checkpoint(state or self.state(), self.out / "checkpoints" / name)
 
     # ---- the loop ----
+    def images_per_second(self) -> float:
+        p = self.partial
+        return p["seen"] / max(p["seconds"] + time.time() - self._t0, 1e-9)
+
+    def _emit(self, event: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, event)(self, *args)
+
     def run(self) -> dict:
         cfg, t_start = self.cfg, time.time()
         log = _Logger(cfg.quiet, self.dist.is_main)
@@ -207,11 +285,13 @@ class Trainer:
             f"{self.device}, amp={self.amp}, channels_last={self.channels_last}, "
             f"world_size={self.dist.world_size}"
         )
-        if self.data.scan_summary():
-            log.line(self.data.scan_summary())
+        for note in [*self.notes, self.data.scan_summary()]:
+            if note:
+                log.line(note)
+        self._emit("on_train_start")
         with StopRequest() as stop:
             while self.epoch < cfg.epochs:
-                finished = self._train_epoch(stop, log)
+                finished = self._train_epoch(stop)
                 if stop.signum is not None or self._stop_all(stop):
                     return self._stopped(stop.signum or signal.SIGTERM, log)
                 if not finished and self.batch_in_epoch == 0:
@@ -225,77 +305,74 @@ class Trainer:
         if self.dist.is_main:
             write_json_atomic(self.out / "summary.json", summary)
             log.always("\n" + format_table(self.records))
-            _write_report(self.out, log)
+        self._emit("on_train_end", summary)
         barrier()
         return summary
 
     def _stop_all(self, stop: StopRequest) -> bool:
         return broadcast_flag(stop.signum is not None, self.device) if self.dist.enabled else False
 
-    def _train_epoch(self, stop: StopRequest, log: _Logger) -> bool:
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        for m in self.frozen_norms:  # frozen BatchNorms keep their running statistics
+            m.eval()
+
+    def _train_epoch(self, stop: StopRequest) -> bool:
         """Train from the saved position to the end of the epoch; False if cut short."""
         cfg, data = self.cfg, self.data
         data.sampler.set_epoch(self.epoch, start=self.batch_in_epoch * cfg.batch_size)
-        self.model.train()
-        nan_step = int(os.environ.get(_NAN_STEP_ENV, "-1"))
-        sig, _, sig_step = os.environ.get(_SIGNAL_STEP_ENV, "0:-1").partition(":")
-        bar = log.bar(
-            total=data.steps_per_epoch,
-            initial=self.batch_in_epoch,
-            desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-        )
-        t0 = time.time()
+        self._set_train_mode()
+        self._emit("on_epoch_start")
+        self._t0 = time.time()
         for images, target in data.train_loader:
+            self._emit("on_step_start")
             lr = self.schedule.lr_at(self.step)
-            for g in self.optimizer.param_groups:
-                g["lr"] = lr
-            loss, correct = self._step(images, target, inject_nan=self.step + 1 == nan_step)
+            set_learning_rate(self.optimizer, lr)
+            loss, correct = self._step(images, target)
             self.step += 1
             self.batch_in_epoch += 1
-            if self.step == int(sig_step):
-                os.kill(os.getpid(), int(sig))
             n = target.numel()
             p = self.partial
             p["loss"] += loss * n
             p["correct"] += correct
             p["seen"] += n
-            elapsed = p["seconds"] + time.time() - t0
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{p['seen'] / elapsed:.1f}")
+            self._emit("on_step_end", loss, lr)
             if stop.signum is not None or self._stop_all(stop):
                 stop.signum = stop.signum or signal.SIGTERM
                 break
             if cfg.max_steps is not None and self.step >= cfg.max_steps:
                 break
-        bar.close()
-        self.partial["seconds"] += time.time() - t0
+        self.partial["seconds"] += time.time() - self._t0
+        self._t0 = time.time()
         return self.batch_in_epoch >= data.steps_per_epoch
 
-    def _step(self, images, target, inject_nan: bool) -> tuple[float, int]:
+    def _step(self, images, target) -> tuple[float, int]:
+        if self.data.on_device is not None:
+            images = self.data.on_device(images.to(self.in_dev, non_blocking=True), True, self.step)
         images = to_device(images, self.in_dev, self.channels_last)
         target = target.to(self.out_dev, non_blocking=True)
-        with autocast(self.device, self.amp):
-            logits = self.model(images)
-            loss = F.cross_entropy(logits.float(), target, label_smoothing=self.cfg.label_smoothing)
-        if inject_nan:
-            loss = loss * float("nan")
-        if not torch.isfinite(loss).all():
+        try:
+            loss, logits = train_step(
+                self.model,
+                self.optimizer,
+                self.scaler,
+                images,
+                target,
+                device=self.device,
+                amp=self.amp,
+                label_smoothing=self.cfg.label_smoothing,
+                grad_clip=self.cfg.grad_clip,
+            )
+        except FloatingPointError as e:
             raise TrainingDiverged(
-                f"loss is {loss.item()} at step {self.step + 1} (epoch {self.epoch + 1}); "
+                f"loss is {e} at step {self.step + 1} (epoch {self.epoch + 1}); "
                 f"stopped without saving: the last good checkpoint "
                 f"{self.out / 'checkpoints' / 'last.pt'} is untouched. Try a lower --lr, "
                 "--grad-clip, or --amp off"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.cfg.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+            ) from None
         if self.ema is not None:
             self.ema.update_parameters(self.model_without_ddp)
-        correct = accuracy_counts(logits.detach().float(), target, ks=(1,))[0]
+        correct = accuracy_counts(logits.float(), target, ks=(1,))[0]
         return loss.item(), correct
 
     def _end_epoch(self, log: _Logger, partial: bool) -> None:
@@ -304,7 +381,7 @@ class Trainer:
         eval_model = self.ema.module if self.ema is not None else self.model_without_ddp
         res = evaluate(
             [eval_model],
-            self.data.val_loader,
+            self.data.val_batches(self.in_dev),
             self.in_dev,
             amp=self.amp,
             channels_last=self.channels_last,
@@ -318,7 +395,8 @@ class Trainer:
             "val_loss": res.loss,
             "val_top1_error": res.top1_error,
             "val_top5_error": res.top5_error,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self.optimizer.param_groups[0]["lr"]
+            / self.optimizer.param_groups[0].get("lr_mult", 1.0),
             "images_per_second": p["seen"] * self.dist.world_size / max(p["seconds"], 1e-9),
             "seconds": p["seconds"] + time.time() - t0,
         }
@@ -342,10 +420,9 @@ class Trainer:
             state = self.state()
             self.save("last.pt", state)
             if improved:
-                best = dict(state, optimizer=None, scaler=None)
-                self.save("best.pt", best)
+                self.save("best.pt", dict(state, optimizer=None, scaler=None))
             write_metrics(self.out, self.records)
-            _plot(self.out, self.records)
+        self._emit("on_epoch_end", rec)
         barrier()
 
     def _stopped(self, signum: int, log: _Logger) -> dict:
@@ -361,7 +438,7 @@ class Trainer:
 
 
 class _Logger:
-    """Rank 0 prints; ``quiet`` drops the progress bars but keeps a line per epoch."""
+    """Rank 0 prints the run's lines to stderr; ``always`` prints on every rank."""
 
     def __init__(self, quiet: bool, is_main: bool) -> None:
         self.quiet, self.is_main = quiet, is_main
@@ -372,19 +449,6 @@ class _Logger:
 
     def always(self, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
-
-    def bar(self, **kw):
-        if self.quiet or not self.is_main:
-            return _NoBar()
-        from tqdm import tqdm
-
-        return tqdm(leave=False, dynamic_ncols=True, file=sys.stderr, unit="batch", **kw)
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-    def set_postfix(self, **kw) -> None: ...
-    def close(self) -> None: ...
 
 
 def _seed_everything(seed: int) -> None:
@@ -397,31 +461,52 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _plot(out: Path, records: list[dict]) -> None:
-    try:
-        from alexnet.viz import plot_curves
-    except ImportError:
-        return
-    plot_curves(records, out / "plots" / "curves.png")
+def _pretrained(cfg: TrainConfig, resume_state: dict | None):
+    """(the LoadedModel of --init-from, its origin record for checkpoints); a resumed run
+    has its weights already (None)."""
+    if cfg.init_from is None:
+        return None, None
+    from alexnet.loading import load_model
+
+    loaded = load_model(cfg.init_from)
+    if loaded.model_name != cfg.model:
+        raise UserError(
+            f"--init-from {cfg.init_from} holds model {loaded.model_name!r}, the run "
+            f"trains {cfg.model!r}: pass --model {loaded.model_name}",
+            exit_code=2,
+        )
+    origin = {
+        "file": str(cfg.init_from),
+        "model_name": loaded.model_name,
+        "classes": len(loaded.classes),
+    }
+    return (None if resume_state is not None else loaded), origin
 
 
-def _write_report(out: Path, log: _Logger) -> None:
-    try:
-        from alexnet.report import write_report
-    except ImportError:
-        return
-    try:
-        path = write_report(out)
-        log.line(f"report: {path}")
-    except Exception as e:  # the report must never cost a finished run
-        log.always(f"warning: could not write the run report: {e}")
+def _explicit_preprocessing(cfg: TrainConfig, pre: dict) -> dict:
+    """A weights file's preprocessing for what ``cfg`` leaves to "auto"."""
+    out = {}
+    if cfg.input_size is None and pre.get("input_size"):
+        out["input_size"] = int(pre["input_size"])
+    for key in ("resize_mode", "normalize"):
+        if getattr(cfg, key) == "auto" and pre.get(key):
+            out[key] = pre[key]
+    if pre.get("stats"):
+        out["stats"] = pre["stats"]
+    return out
 
 
-def train(cfg: TrainConfig, *, resume: str | None = None, overwrite: bool = False) -> dict:
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: str | dict | None = None,
+    overwrite: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> dict:
     """Run a training job described by ``cfg``; returns the summary (summary.json).
 
-    ``resume``: a checkpoint path, or "auto" for the newest complete checkpoint in
-    ``cfg.out`` (a fresh start when there is none).
+    ``resume``: a checkpoint path, "auto" for the newest complete checkpoint in
+    ``cfg.out`` (a fresh start when there is none), or a checkpoint dict already loaded.
     """
     from alexnet.checkpoint import find_latest_checkpoint, load_checkpoint
 
@@ -433,16 +518,16 @@ def train(cfg: TrainConfig, *, resume: str | None = None, overwrite: bool = Fals
         else "cpu"
     )
     try:
-        state = None
+        state = resume if isinstance(resume, dict) else None
         if resume == "auto":
             found = find_latest_checkpoint(out)
-            state = load_checkpoint(found) if found else None
-        elif resume:
-            state = load_checkpoint(resume)
+            state = load_checkpoint(found, mmap=True) if found else None
+        elif isinstance(resume, (str, os.PathLike)):
+            state = load_checkpoint(resume, mmap=True)
         if dist.is_main:
             prepare_run_dir(out, resume=resume is not None, overwrite=overwrite)
             save_config(cfg, out / "config.yaml")
         barrier()
-        return Trainer(cfg, state, dist).run()
+        return Trainer(cfg, state, dist, callbacks).run()
     finally:
         shutdown()

@@ -14,16 +14,25 @@ import yaml
 SMALL_MODEL = {"init": "kaiming"}
 
 
+FAULT_RUNNER = Path(__file__).with_name("fault_runner.py")
+
+
 def _run_cli(
-    *args: str, env: dict | None = None, timeout: int = 600, cwd: Path | None = None
+    *args: str,
+    env: dict | None = None,
+    timeout: int = 600,
+    cwd: Path | None = None,
+    fault: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """`python -m alexnet ARGS` in a subprocess; returns the completed process."""
+    """`python -m alexnet ARGS` in a subprocess; with ``fault`` ("nan:K", "signal:SIG:K")
+    through fault_runner.py, which installs it as a training callback."""
     e = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     e.pop("ALEXNET_DEBUG", None)
     if env:
         e.update(env)
+    head = [str(FAULT_RUNNER), fault, "--"] if fault else ["-m", "alexnet"]
     return subprocess.run(
-        [sys.executable, "-m", "alexnet", *args],
+        [sys.executable, *head, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -74,6 +83,7 @@ def write_small_config(path: Path, **over) -> Path:
         "device": "cpu",
         "amp": "off",
         "channels_last": "off",
+        "normalize": "channel",
         "quiet": True,
         **over,
     }

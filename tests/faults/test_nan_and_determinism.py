@@ -17,7 +17,7 @@ def test_nan_at_step_k(run_cli, one_line_error, tiny_data, tmp_path, small_confi
     assert r.returncode == 0, r.stderr
     last = out / "checkpoints" / "last.pt"
     good = last.read_bytes()
-    r = run_cli(*args, "--epochs", "2", "--resume", "auto", env={"ALEXNET_FAULT_NAN_AT_STEP": "9"})
+    r = run_cli(*args, "--epochs", "2", "--resume", "auto", fault="nan:9")
     err = one_line_error(r)
     assert r.returncode == 1 and "at step 9" in err and "untouched" in err
     assert last.read_bytes() == good

@@ -38,7 +38,7 @@ def test_signal_at_a_random_step_then_resume_is_bit_identical(
     step = random.Random(int(sig)).randint(1, 11)  # anywhere in the 12 steps, mid-epoch too
     out = tmp_path / "run"
     args = train_argv(cfg, tiny_data, out, "--workers", "2")
-    r = run_cli(*args, env={"ALEXNET_FAULT_SIGNAL_AT_STEP": f"{int(sig)}:{step}"})
+    r = run_cli(*args, fault=f"signal:{int(sig)}:{step}")
     assert r.returncode == code, r.stderr
     assert f"stopped by {sig.name} after step {step}" in r.stderr
     assert "--resume auto" in r.stderr

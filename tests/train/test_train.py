@@ -11,6 +11,7 @@ import yaml
 from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main
 from alexnet.rundir import METRIC_KEYS
+from alexnet.runner import run_training
 from alexnet.train import train
 
 
@@ -26,7 +27,7 @@ def assert_same_weights(a: dict, b: dict) -> None:
 
 def test_run_directory_contents(tiny_data, tmp_path, train_config):
     out = tmp_path / "run"
-    summary = train(train_config(tiny_data, out))
+    summary = run_training(train_config(tiny_data, out))
     assert (out / "config.yaml").exists()
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["batch_size"] == 4 and cfg["model"] == "alexnet"

@@ -37,7 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="instead of the table: training images/s fed from DATA (a packed store, or "
         "any --data source of alexnet train) vs the same loop on batches in memory",
     )
-    p.add_argument("--workers", type=int, default=2, help="--store: loader processes (2)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="--store: loader processes (one per core)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

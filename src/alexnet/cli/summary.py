@@ -22,19 +22,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alexnet.errors import UserError
-    from alexnet.models import create_model, list_models
+    from alexnet.models import create_model, input_size_for, list_models, model_info
     from alexnet.summary import format_summary, summarize
 
     if args.list:
-        print("\n".join(list_models()))
+        for name in list_models():
+            info = model_info(name)
+            sizes = "/".join(map(str, info.input_sizes)) or f">={info.min_input_size}"
+            print(f"{name:<12} {sizes:<8} {info.summary}")
         return 0
-    kwargs = {}
-    if args.input_size is not None and args.model != "alexnet_owt":
-        kwargs["input_size"] = args.input_size
     try:
+        info = model_info(args.model)
+        kwargs = {}
+        if args.input_size is not None and "input_size" in info.options:
+            kwargs["input_size"] = args.input_size
         model = create_model(args.model, num_classes=args.num_classes, **kwargs)
     except ValueError as e:
         raise UserError(str(e)) from None
-    size = args.input_size or getattr(getattr(model, "config", None), "input_size", 224)
+    size = args.input_size or input_size_for(args.model, kwargs)
+    if not info.accepts_input_size(size):
+        raise UserError(f"--input-size {size}: {args.model} takes {info.input_sizes}")
     print(format_summary(summarize(model, size), title=f"model: {args.model}"))
     return 0

@@ -3,7 +3,8 @@ dataset and the packed store.
 
     images.py      load_image (any mode -> RGB, EXIF, bombs refused), the 256x256 rescale
     folder.py      ImageFolder trees read defensively (counts, loops, clear errors)
-    sources.py     build_dataset: ImageFolder, tarball, packed store, cifar10:/imagenet:/imagenette:
+    sources.py     the data-source registry and build_dataset: demo, cifar10:/imagenet:/imagenette:,
+                   tarball, packed store, ImageFolder
     stats.py       DatasetStats (mean, std, PCA of RGB, mean image), compute/load/cache
     transforms.py  train/eval presets: crops, flip, PCA lighting, ColorJitter, 10-crop
     batch.py       batch_augment: the same on a uint8 batch on the training device
@@ -13,12 +14,12 @@ dataset and the packed store.
 """
 
 from .batch import batch_augment
-from .demo import DEMO_CLASSES, default_demo_root, make_demo_dataset
+from .demo import DEMO_CLASSES, default_demo_root, demo_root, make_demo_dataset
 from .folder import ImageFolderDataset
 from .images import BadImageError, load_image, resize_center_crop, to_rgb
 from .prepare import PrepareReport, prepare_store
 from .seeded import SeededDataset, derive_seed
-from .sources import TorchvisionDataset, build_dataset
+from .sources import TorchvisionDataset, build_dataset, check_source, materialize
 from .stats import IMAGENET_STATS, DatasetStats, compute_stats, load_stats, resolve_stats
 from .store import PackedDataset, is_store
 from .transforms import EvalTransform, PCALighting, TrainTransform, eval_transform, train_transform
@@ -39,13 +40,16 @@ __all__ = [
     "batch_augment",
     "build_dataset",
     "compute_stats",
+    "check_source",
     "default_demo_root",
+    "demo_root",
     "derive_seed",
     "eval_transform",
     "is_store",
     "load_image",
     "load_stats",
     "make_demo_dataset",
+    "materialize",
     "prepare_store",
     "resize_center_crop",
     "resolve_stats",

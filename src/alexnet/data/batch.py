@@ -30,6 +30,7 @@ def batch_augment(
     train: bool = True,
     stats: DatasetStats | None = None,
     lighting: float = 0.1,
+    lighting_convention: str = "eigval",
     normalize: str = "channel",
     generator: torch.Generator | None = None,
 ) -> Tensor:
@@ -65,7 +66,7 @@ def batch_augment(
     else:
         m = norm.mean.to(dev)[None]
     if lighting > 0:
-        pca = PCALighting(lighting, stats.eigval, stats.eigvec)
+        pca = PCALighting(lighting, stats.eigval, stats.eigvec, lighting_convention)
         alpha = torch.randn(b, 3, device=dev, generator=generator) * lighting  # (B, 3)
         light = (alpha * pca.eigval.to(dev)) @ pca.eigvec.to(dev).T  # (B, 3): eigvec @ (a*l)
         m = m - light[:, :, None, None]

@@ -37,10 +37,17 @@ from PIL import Image
 
 from alexnet.errors import UserError
 
-from ._paths import default_demo_root
+from ._paths import cache_dir
 from .images import display_path
 
-__all__ = ["DEMO_CLASSES", "DemoSpec", "default_demo_root", "draw_demo_image", "make_demo_dataset"]
+__all__ = [
+    "DEMO_CLASSES",
+    "DemoSpec",
+    "default_demo_root",
+    "demo_root",
+    "draw_demo_image",
+    "make_demo_dataset",
+]
 
 DEMO_CLASSES = (
     "hstripes",
@@ -66,6 +73,21 @@ class DemoSpec:
     num_classes: int = 10
     size: int = 256
     version: int = VERSION
+
+
+def demo_root(options: dict | None = None) -> Path:
+    """Where the demo dataset with ``options`` (``make_demo_dataset``'s keywords) lives in
+    alexnet's cache folder: ``demo`` for the defaults, ``demo-seed1-size128`` otherwise.
+    ``alexnet train`` without --data, ``--data demo`` and the run report all use it."""
+    defaults = asdict(DemoSpec())
+    changed = {k: v for k, v in sorted((options or {}).items()) if defaults.get(k) != v}
+    tag = "".join(f"-{k}{v}" for k, v in changed.items())
+    return cache_dir() / f"demo{tag}"
+
+
+def default_demo_root(seed: int = 0) -> Path:
+    """The demo folder of the default options (with ``seed``)."""
+    return demo_root({"seed": seed})
 
 
 def make_demo_dataset(

@@ -1,17 +1,21 @@
-"""``build_dataset``: one entry point for every data source the project reads.
+"""Data sources: the one place that knows each form ``--data`` takes, and ``build_dataset``.
 
-``source`` may be
+Each source kind is registered with ``@register_source(name, ...)``: how to recognise
+its text, a cheap check for ``TrainConfig.validate`` (nothing extracted or scanned),
+the folder its statistics are cached for, and how to open a split. The kinds, tried in
+this order:
 
+* ``demo`` or ``demo:DIR``: the generated textures (``demo.py``), in the cache folder
+  (``demo_root``) or DIR, generated there unless it holds them -> ``ImageFolderDataset``;
+* ``cifar10:DIR``, ``imagenet:DIR`` (devkit layout), ``imagenette:DIR``
+  (``imagenette320:`` / ``imagenette160:`` for the smaller variants): torchvision's
+  datasets wrapped in ``TorchvisionDataset``;
+* a ``.tar``/``.tar.gz``/``.tgz`` of an ImageFolder tree (e.g.
+  ``../shared/data/cifar10-jpeg.tar.gz``), extracted once into
+  ``$ALEXNET_CACHE_DIR/extracted/`` -> ``ImageFolderDataset``;
+* a packed store directory (``alexnet prepare``; has ``meta.json``) -> ``PackedDataset``;
 * a directory holding ``train/<class>/*`` and ``val/<class>/*`` (``test/`` is accepted
-  for ``val``, as CIFAR-10's JPEG tarball has it) -> ``ImageFolderDataset``;
-* a ``.tar``/``.tar.gz``/``.tgz`` of such a tree (e.g. ``../shared/data/cifar10-jpeg.tar.gz``),
-  extracted once into ``$ALEXNET_CACHE_DIR/extracted/`` -> ``ImageFolderDataset``;
-* a packed store directory (has ``meta.json``) -> ``PackedDataset``;
-* ``demo`` or ``demo:DIR``: the demo dataset in the cache folder or DIR, generated there
-  with ``make_demo_dataset``'s defaults unless it holds one already -> ``ImageFolderDataset``;
-* ``cifar10:DIR``, ``imagenet:DIR`` (devkit layout, torchvision's ``ImageNet``),
-  ``imagenette:DIR`` (``imagenette320:`` / ``imagenette160:`` for the smaller
-  variants) -> torchvision's dataset wrapped in ``TorchvisionDataset``.
+  for ``val``, as CIFAR-10's JPEG tarball has it) -> ``ImageFolderDataset``.
 
 Every dataset has ``.classes`` (list[str]) and ``.targets`` and yields
 ``(transform(image), label)``; the image is an RGB PIL image, or for a packed store
@@ -27,6 +31,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +39,94 @@ from torch.utils.data import Dataset
 
 from alexnet.errors import UserError
 
-from ._paths import cache_dir, default_demo_root, split_source
+from ._paths import cache_dir
 from .folder import ImageFolderDataset, find_split_dir
 from .images import display_path, load_image, to_rgb
 from .store import PackedDataset, is_store
 
-__all__ = ["TorchvisionDataset", "build_dataset", "extract_archive"]
+__all__ = [
+    "SourceKind",
+    "TorchvisionDataset",
+    "build_dataset",
+    "check_source",
+    "extract_archive",
+    "list_sources",
+    "materialize",
+    "register_source",
+    "source_kind",
+    "source_root",
+]
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One form of ``--data``. ``matches(text)``: is it this kind; ``check(text)``: a
+    problem sentence or None, cheap; ``root(text)``: the path its statistics belong to;
+    ``open(text, split, transform, skip_bad, download)``: the split's dataset."""
+
+    name: str
+    example: str
+    matches: Callable[[str], bool]
+    check: Callable[[str], str | None]
+    root: Callable[[str], Path]
+    open: Callable[..., Dataset]
+
+
+_KINDS: list[SourceKind] = []
+
+
+def register_source(name: str, example: str, matches, check, root):
+    """Register ``open`` (the decorated function) as the source kind ``name``."""
+
+    def wrap(open_fn):
+        _KINDS.append(SourceKind(name, example, matches, check, root, open_fn))
+        return open_fn
+
+    return wrap
+
+
+def list_sources() -> list[SourceKind]:
+    return list(_KINDS)
+
+
+def source_kind(source: str | os.PathLike) -> tuple[SourceKind, str]:
+    """(the kind, the text after its prefix) of a data source."""
+    text = os.fspath(source)
+    for kind in _KINDS:
+        if kind.matches(text):
+            return kind, text
+    raise UserError(f"{text}: not a data source")  # the folder kind matches anything
+
+
+def check_source(source: str | os.PathLike) -> str | None:
+    """What is wrong with ``--data SOURCE``, without reading the data; None if it looks fine."""
+    kind, text = source_kind(source)
+    return kind.check(text)
+
+
+def source_root(source: str | os.PathLike) -> Path:
+    """The path a source's statistics are cached for (its folder, archive or store)."""
+    kind, text = source_kind(source)
+    return kind.root(text)
+
+
+def materialize(source: str | None, demo_options: dict | None = None) -> str:
+    """The source as ``build_dataset`` reads it; the demo (``None`` or ``demo``) becomes
+    its folder, generated first with ``demo_options`` when it is not there yet."""
+    from .demo import SPEC_FILE, demo_root, make_demo_dataset
+
+    text = "demo" if source is None else os.fspath(source)
+    kind, _ = source_kind(text)
+    if kind.name != "demo":
+        return text
+    folder = Path(text[5:]) if text.startswith("demo:") else demo_root(demo_options)
+    if not (folder / SPEC_FILE).is_file():
+        make_demo_dataset(folder, **(demo_options or {}))
+    return str(folder)
 
 
 def build_dataset(
@@ -57,25 +140,99 @@ def build_dataset(
     """The ``split`` ("train" or "val") of ``source`` (forms in the module docstring)."""
     if split not in SPLITS:
         raise UserError(f"split must be one of {SPLITS}, got {split!r}")
-    prefix, text = split_source(source)
-    if prefix == "demo":
-        from .demo import SPEC_FILE, make_demo_dataset
+    kind, text = source_kind(source)
+    return kind.open(text, split, transform, skip_bad, download)
 
-        root = Path(text or default_demo_root())
-        if not (root / SPEC_FILE).is_file():  # a demo of any options is used as it is
-            make_demo_dataset(root)
-        text = os.fspath(root)
-    elif prefix is not None:
-        return _torchvision(prefix, text, split, transform, skip_bad, download)
+
+# ---- the kinds, in the order they are tried ----
+
+_TORCHVISION = ("cifar10", "imagenet", "imagenette", "imagenette320", "imagenette160")
+
+
+def _prefixed(text: str) -> tuple[str, str] | None:
+    prefix, sep, rest = text.partition(":")
+    return (prefix, rest) if sep and prefix in _TORCHVISION else None
+
+
+def _is_archive(text: str) -> bool:
+    return text.endswith(ARCHIVE_SUFFIXES)
+
+
+@register_source(
+    "demo",
+    "demo",
+    matches=lambda t: t == "demo" or t.startswith("demo:"),
+    check=lambda t: None,
+    root=lambda t: Path(materialize(t)),
+)
+def _open_demo(text: str, split, transform, skip_bad, download) -> Dataset:
+    return _open_folder(materialize(text), split, transform, skip_bad, download)
+
+
+def _check_torchvision(text: str) -> str | None:
+    prefix, root = _prefixed(text)
+    return f"{prefix}: needs a directory, e.g. {prefix}:data/{prefix}" if not root else None
+
+
+@register_source(
+    "torchvision",
+    "cifar10:DIR",
+    matches=lambda t: _prefixed(t) is not None,
+    check=_check_torchvision,
+    root=lambda t: Path(_prefixed(t)[1]).resolve(),
+)
+def _open_torchvision(text: str, split, transform, skip_bad, download) -> Dataset:
+    kind, root = _prefixed(text)
+    return _torchvision(kind, root, split, transform, skip_bad, download)
+
+
+def _check_path(text: str, want_dir: bool) -> str | None:
+    p = Path(text)
+    if not p.exists():
+        return f"{display_path(p)}: no such directory" + ("" if want_dir else " or archive")
+    if want_dir and not p.is_dir():
+        return (
+            f"{display_path(p)}: is a file, not a dataset directory, a .tar/.tar.gz/.tgz "
+            "archive or a packed store"
+        )
+    return None
+
+
+@register_source(
+    "archive",
+    "cifar10-jpeg.tar.gz",
+    matches=lambda t: _is_archive(t) and Path(t).is_file(),
+    check=lambda t: _check_path(t, want_dir=False),
+    root=lambda t: Path(t).resolve(),
+)
+def _open_archive(text: str, split, transform, skip_bad, download) -> Dataset:
+    root = _tree_root(extract_archive(text))
+    return _open_folder(str(root), split, transform, skip_bad, download)
+
+
+@register_source(
+    "store",
+    "DIR (alexnet prepare)",
+    matches=lambda t: is_store(t),
+    check=lambda t: None,
+    root=lambda t: Path(t).resolve(),
+)
+def _open_store(text: str, split, transform, skip_bad, download) -> Dataset:
+    return PackedDataset(text, split, transform)
+
+
+@register_source(
+    "folder",
+    "DIR with train/<class>/ and val/<class>/",
+    matches=lambda t: True,
+    check=lambda t: _check_path(t, want_dir=True),
+    root=lambda t: Path(t).resolve(),
+)
+def _open_folder(text: str, split, transform, skip_bad, download) -> Dataset:
     path = Path(text)
-    if not path.exists():
-        raise UserError(f"{display_path(path)}: no such file or directory")
-    if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
-        path = _tree_root(extract_archive(path))
-    if is_store(path):
-        return PackedDataset(path, split, transform)
-    if not path.is_dir():
-        raise UserError(f"{display_path(path)}: not a directory, archive or packed store")
+    problem = _check_path(text, want_dir=True)
+    if problem:
+        raise UserError(problem)
     ds = ImageFolderDataset(find_split_dir(path, split), transform, skip_bad=skip_bad)
     if ds.report.ignored or ds.report.revisited_dirs:
         log.warning("%s: %s", display_path(ds.root), ds.report.summary())

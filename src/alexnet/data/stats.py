@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._paths import cache_dir, split_source
+from ._paths import cache_dir
 
 __all__ = [
     "IMAGENET_STATS",
@@ -138,7 +138,9 @@ def _atomic_write(path: Path, write) -> None:
 
 def stats_dir(source: str | os.PathLike) -> list[Path]:
     """Where the statistics of ``source`` may live, in the order they are looked up."""
-    root = Path(split_source(source)[1]).resolve()
+    from .sources import source_root
+
+    root = source_root(source)
     key = hashlib.sha256(os.fsencode(root)).hexdigest()[:16]
     return [root, cache_dir() / "stats" / key]
 

@@ -7,6 +7,7 @@ from ._registry import (
     input_size_for,
     list_models,
     model_info,
+    option_types,
     register_model,
 )
 from .owt import AlexNetOWT
@@ -22,6 +23,7 @@ __all__ = [
     "input_size_for",
     "list_models",
     "model_info",
+    "option_types",
     "register_model",
     "tower_slices",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "input_size_for",
     "list_models",
     "model_info",
+    "option_types",
     "register_model",
 ]
 
@@ -50,6 +51,7 @@ class ModelInfo:
     preprocessing: Mapping[str, object]
     options: tuple[str, ...] = ()
     norms: Mapping[str, str] = field(default_factory=dict)
+    option_docs: Mapping[str, str] = field(default_factory=dict)
     min_input_size: int = 63
 
     @property
@@ -100,10 +102,34 @@ def register_model(
             preprocessing=MappingProxyType(dict(preprocessing)),
             options=options,
             norms=MappingProxyType(dict(norms or {})),
+            option_docs=MappingProxyType(_option_docs(fn)),
         )
         return fn
 
     return wrap
+
+
+def _option_docs(fn: Callable) -> dict[str, str]:
+    """``name: text`` lines of the builder docstring's ``Options:`` block."""
+    lines = inspect.getdoc(fn).splitlines() if fn.__doc__ else []
+    out, inside = {}, False
+    for line in lines:
+        if line.strip() == "Options:":
+            inside = True
+        elif inside and not line.strip():
+            break
+        elif inside and ":" in line:
+            name, text = line.strip().split(":", 1)
+            out[name.strip()] = text.strip()
+    return out
+
+
+def option_types(name: str) -> dict[str, object]:
+    """Option name -> its type annotation (resolved), for the command-line flags."""
+    import typing
+
+    hints = typing.get_type_hints(model_info(name).builder)
+    return {k: v for k, v in hints.items() if k in model_info(name).options}
 
 
 def list_models() -> list[str]:

@@ -99,5 +99,9 @@ class AlexNetOWT(nn.Module):
 def alexnet_owt(num_classes: int = 1000, *, dropout: float = 0.5) -> AlexNetOWT:
     """torchvision's AlexNet ("one weird trick" variant): loads its weights as is.
     Any input side of at least 63 works (an adaptive average pool before fc6); 224 is
-    torchvision's."""
+    torchvision's.
+
+    Options:
+        dropout: probability p of dropping fc6's and fc7's inputs (0.5)
+    """
     return AlexNetOWT(num_classes=num_classes, dropout=dropout)

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, fields
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -295,19 +296,31 @@ def alexnet(
     input_size: int = 227,
     lrn: bool = True,
     dropout: float = 0.5,
-    dropout_form: str = "paper",
-    init: str = "paper",
+    dropout_form: Literal["paper", "inverted"] = "paper",
+    init: Literal["paper", "caffe", "kaiming"] = "paper",
     lrn_size: int = 5,
     lrn_alpha: float = 1e-4,
     lrn_beta: float = 0.75,
     lrn_k: float = 2.0,
     lrn_alpha_over_n: bool = False,
-    lrn_window: str = "tower",
+    lrn_window: Literal["tower", "layer"] = "tower",
     pool_before_lrn: bool = False,
 ) -> AlexNet:
     """The paper's network (§3): LRN, two towers, 60,965,224 parameters at 1000 classes.
 
-    ``lrn=False`` drops both LRN layers; the other options are :class:`AlexNetConfig`'s.
+    Options:
+        input_size: 227 (the paper's arithmetic) or 224 (conv1 padded by 2)
+        lrn: no-lrn drops both LRN layers
+        dropout: probability p of dropping an fc6 or fc7 output (§4.2: 0.5)
+        dropout_form: paper (outputs x (1 - p) at test time) or inverted (PyTorch's)
+        init: paper (§5), caffe (bvlc_alexnet's fillers) or kaiming (He, zero fc8)
+        lrn_size: n, the maps in an LRN window (5)
+        lrn_alpha: alpha (1e-4)
+        lrn_beta: beta (0.75)
+        lrn_k: k (2; Caffe's is 1)
+        lrn_alpha_over_n: divide alpha by n, as Caffe, cuda-convnet and PyTorch do
+        lrn_window: tower (inside each tower, the paper) or layer (across all maps, Caffe)
+        pool_before_lrn: pool, then normalise (CaffeNet's order)
     """
     return AlexNet(
         AlexNetConfig(
@@ -341,10 +354,16 @@ def alexnet_bn(
     *,
     input_size: int = 227,
     dropout: float = 0.5,
-    dropout_form: str = "paper",
-    init: str = "paper",
+    dropout_form: Literal["paper", "inverted"] = "paper",
+    init: Literal["paper", "caffe", "kaiming"] = "paper",
 ) -> AlexNet:
     """The paper's network with BatchNorm after every convolution instead of LRN.
+
+    Options:
+        input_size: 227 (the paper's arithmetic) or 224 (conv1 padded by 2)
+        dropout: probability p of dropping an fc6 or fc7 output (§4.2: 0.5)
+        dropout_form: paper (outputs x (1 - p) at test time) or inverted (PyTorch's)
+        init: paper (§5), caffe (bvlc_alexnet's fillers) or kaiming (He, zero fc8)
 
     Conv biases are dropped (BatchNorm's shift replaces them): 60,963,384
     parameters plus BatchNorm's 2 x 1,376 at 1000 classes (``alexnet summary
