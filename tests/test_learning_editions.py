@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
+import pytest
 import torch
 
 
@@ -29,9 +31,73 @@ def test_template_has_the_paper_parameter_count_and_matches_lrn():
 
     assert sum(p.numel() for p in alexnet_template.AlexNet(1000).parameters()) == 60_965_224
     x = torch.randn(2, 12, 4, 4, dtype=torch.float64) * 20
+    # per tower, as the library's model: the window stops at the boundary of maps 5 and 6
     torch.testing.assert_close(
-        alexnet_template.local_response_norm(x), local_response_norm_reference(x)
+        alexnet_template.local_response_norm(x), local_response_norm_reference(x, groups=2)
     )
+
+
+@pytest.mark.parametrize("num_classes", [10, 1000])
+def test_template_is_the_library_network(num_classes):
+    """The library's state dict loads strictly and gives the same outputs (float64, eval:
+    the paper's dropout scales by 0.5 in both)."""
+    import alexnet_template
+    from alexnet import create_model
+
+    lib = create_model("alexnet", num_classes=num_classes).double().eval()
+    mine = alexnet_template.AlexNet(num_classes).double().eval()
+    mine.load_state_dict(lib.state_dict(), strict=True)
+    assert list(mine.state_dict()) == list(lib.state_dict())
+    x = torch.randn(2, 3, 227, 227, dtype=torch.float64) * 60  # pixel-scale inputs
+    with torch.no_grad():
+        torch.testing.assert_close(mine(x), lib(x), rtol=1e-10, atol=1e-12)
+
+
+def test_template_paper_init_and_dropout():
+    import alexnet_template
+
+    m = alexnet_template.AlexNet(10, init="paper")
+    assert torch.all(m.features.conv2.bias == 1) and torch.all(m.features.conv3.bias == 0)
+    assert m.classifier.fc6.weight.std().item() == pytest.approx(0.01, rel=0.05)
+    x = torch.ones(4, 4096)
+    drop = m.classifier.drop6
+    assert torch.equal(drop.eval()(x), x * 0.5)
+    kept = drop.train()(x)
+    assert set(kept.unique().tolist()) <= {0.0, 1.0}  # dropped or unchanged, never scaled
+    losses = alexnet_template.train(steps=2, batch_size=2, init="paper", log_every=0)
+    assert all(math.isfinite(v) for v in losses)  # §5's init trains as a choice
+
+
+def test_template_augmentation_matches_the_library():
+    import alexnet_template as t
+    from alexnet.data.transforms import EvalTransform, PCALighting
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 3, 256, 256, generator=g)
+    crops = t.random_crops_and_mirrors(images, g=torch.Generator().manual_seed(1))
+    assert crops.shape == (3, 3, 227, 227)
+    for img, crop in zip(images, crops, strict=True):  # each is a patch, maybe mirrored
+        found = any(
+            torch.equal(img[:, a : a + 227, b : b + 227].flip(-1) if f else
+                        img[:, a : a + 227, b : b + 227], crop)
+            for a in range(30) for b in range(30) for f in (False, True)
+            if abs(img[0, a, b] - (crop[0, 0, -1] if f else crop[0, 0, 0])) < 1e-9
+        )  # fmt: skip
+        assert found
+    eigval, eigvec = t.rgb_pca(images)
+    alpha_g = torch.Generator().manual_seed(2)
+    lit = t.pca_lighting(images, eigval, eigvec, std=0.1, g=alpha_g)
+    alpha = torch.randn(3, 3, generator=torch.Generator().manual_seed(2)) * 0.1
+    lib = PCALighting(0.1, eigval.tolist(), eigvec.tolist())
+    for i in range(3):
+        torch.testing.assert_close(lit[i], lib(images[i], alpha[i]), atol=1e-6, rtol=0)
+    # 10-crop: the library's five origins and their mirrors, softmax averaged
+    model = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten()).eval()
+    got = t.ten_crop_probabilities(model, images)
+    views = [images[:, :, a : a + 227, b : b + 227] for a, b in EvalTransform(227).crop_origins()]
+    views += [v.flip(-1) for v in views]
+    want = torch.stack([model(v).softmax(-1) for v in views]).mean(0)
+    torch.testing.assert_close(got, want)
 
 
 def test_template_is_short_and_imports_only_torch():
@@ -48,7 +114,7 @@ def test_template_is_short_and_imports_only_torch():
             tops |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             tops.add(node.module.split(".")[0])
-    assert tops <= {"torch", "argparse", "math", "__future__"}
+    assert tops - set(sys.stdlib_module_names) <= {"torch"}  # PyTorch and the standard library
 
 
 def test_template_trains_and_its_loss_falls():

@@ -31,7 +31,7 @@ def test_val_falls_back_to_test_folder(make_tree):
 
 
 def test_missing_directory(tmp_path):
-    with pytest.raises(UserError, match="no such file or directory"):
+    with pytest.raises(UserError, match="no such directory"):
         build_dataset(tmp_path / "absent", "train")
 
 
