@@ -30,6 +30,7 @@ SUBCOMMANDS = [
     "report",
     "export",
     "import_torchvision",
+    "import_caffe",
     "reproduce",
     "bench",
 ]
