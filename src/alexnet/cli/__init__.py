@@ -31,6 +31,7 @@ SUBCOMMANDS = [
     "export",
     "import_torchvision",
     "import_caffe",
+    "features",
     "reproduce",
     "bench",
 ]
