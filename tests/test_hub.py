@@ -19,7 +19,13 @@ CHILD = r"""
 import importlib.util, json, os, sys
 repo, ckpt = sys.argv[1], sys.argv[2]
 src = os.path.realpath(os.path.join(repo, "src"))
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != src]  # the editable install
+for _ in range(5):  # take every installed alexnet (an editable install's src/) off the path
+    spec = importlib.util.find_spec("alexnet")
+    if spec is None:
+        break
+    root = os.path.dirname(os.path.dirname(os.path.realpath(spec.origin)))
+    sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != root]
+    importlib.invalidate_caches()
 assert importlib.util.find_spec("alexnet") is None, "alexnet importable without hubconf"
 import torch
 

@@ -80,8 +80,8 @@ def test_import_gives_caffes_outputs(caffe, weights, files, tmp_path, layout, or
     model = load_model(out).model.eval()
     x = x_bgr.flip(1)  # the checkpoint's conv1 takes RGB
     with torch.no_grad():
-        fc8 = model(x)
-        fc7 = model.forward_head(model.forward_features(x), pre_logits=True)
+        pool5 = model.forward_features(x)
+        fc7, fc8 = model.forward_head(pool5, pre_logits=True), model.forward_head(pool5)
     d7, d8 = relative(fc7, ref_fc7), relative(fc8, ref_fc8)
     print(f"\n{layout}/{order}: max relative difference fc7 {d7:.2e}, fc8 {d8:.2e}")
     assert d7 < 1e-5 and d8 < 1e-5
@@ -167,6 +167,9 @@ def test_cli_class_names(files, tmp_path, capsys):
     assert main(["import-caffe", str(files()), "--out", str(out), "--classes", str(names)]) == 0
     assert load_model(out).classes[3] == "class 3"
     assert load_checkpoint(out)["config"]["caffe_accuracy"] is None  # not the zoo's file
+    names.write_text("".join(f"n0{i:07d} thing {i}, other name\n" for i in range(NUM_CLASSES)))
+    assert main(["import-caffe", str(files()), "--out", str(out), "--classes", str(names)]) == 0
+    assert load_model(out).classes[:2] == ["n00000000", "n00000001"]  # synset_words.txt
     names.write_text("a\nb\nc\n")
     assert (
         main(

@@ -32,23 +32,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--classes",
         metavar="TXT",
         default=None,
-        help="class names, one per line (default: ImageNet's 1000 for a 1000-way net)",
+        help="class names, one per line (default: ImageNet's 1000 names for a 1000-way net); "
+        "Caffe's synset_words.txt gives the WordNet ids an ImageNet ImageFolder's folders have",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from alexnet.errors import UserError
     from alexnet.export import import_caffe
+    from alexnet.export.caffe_weights import read_class_names
 
-    classes = None
-    if args.classes:
-        try:
-            text = Path(args.classes).read_text()
-        except OSError as e:
-            raise UserError(f"--classes {args.classes}: {e.strerror or e}") from None
-        classes = [line.strip() for line in text.splitlines() if line.strip()]
+    classes = read_class_names(args.classes) if args.classes else None
     out = import_caffe(args.file, args.out, mean=args.mean, classes=classes)
     print(f"wrote {out} (model alexnet, Caffe's constants and preprocessing)")
     return 0

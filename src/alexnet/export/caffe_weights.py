@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,14 @@ from . import protowire
 from .caffe_net import find_alexnet, state_dict_from_caffe
 from .caffe_proto import parse_blob, parse_net
 
-__all__ = ["CAFFE_BGR_MEAN", "KNOWN_FILES", "caffe_preprocessing", "import_caffe", "read_mean"]
+__all__ = [
+    "CAFFE_BGR_MEAN",
+    "KNOWN_FILES",
+    "caffe_preprocessing",
+    "import_caffe",
+    "read_class_names",
+    "read_mean",
+]
 
 # Caffe's ILSVRC-2012 mean per channel, B G R on 0-255 (ilsvrc_2012_mean.npy averaged)
 CAFFE_BGR_MEAN = (104.0070, 116.6688, 122.6789)
@@ -41,6 +49,21 @@ KNOWN_FILES = {
     ),
 }
 CAFFE_RESIZE, CAFFE_CROP = 256, 227
+_SYNSET_LINE = re.compile(r"^(n\d{8})\s")  # synset_words.txt: "n01440764 tench, Tinca tinca"
+
+
+def read_class_names(file: str | os.PathLike) -> list[str]:
+    """Class names, one per line; lines of Caffe's ``synset_words.txt`` give their WordNet
+    id (``n01440764``), the folder names of an ImageNet ImageFolder, which evaluate
+    matches (predict shows them by name)."""
+    try:
+        lines = Path(file).read_text().splitlines()
+    except OSError as e:
+        raise UserError(f"--classes {file}: {e.strerror or e}") from None
+    names = [line.strip() for line in lines if line.strip()]
+    if names and all(_SYNSET_LINE.match(n) for n in names):
+        names = [_SYNSET_LINE.match(n).group(1) for n in names]
+    return names
 
 
 def _read(path: Path, what: str) -> bytes:
