@@ -161,23 +161,19 @@ def test_1000_way_net_gets_imagenet_names_and_the_zoo_accuracy(
 
 
 def test_cli_class_names(files, tmp_path, capsys):
-    names = tmp_path / "classes.txt"
-    names.write_text("".join(f"class {i}\n" for i in range(NUM_CLASSES)))
+    names = tmp_path / "synset_words.txt"
+    names.write_text("".join(f"n0{i:07d} thing {i}, other name\n" for i in range(NUM_CLASSES)))
     out = tmp_path / "named.pt"
     assert main(["import-caffe", str(files()), "--out", str(out), "--classes", str(names)]) == 0
-    assert load_model(out).classes[3] == "class 3"
-    assert load_checkpoint(out)["config"]["caffe_accuracy"] is None  # not the zoo's file
-    names.write_text("".join(f"n0{i:07d} thing {i}, other name\n" for i in range(NUM_CLASSES)))
-    assert main(["import-caffe", str(files()), "--out", str(out), "--classes", str(names)]) == 0
-    assert load_model(out).classes[:2] == ["n00000000", "n00000001"]  # synset_words.txt
-    names.write_text("a\nb\nc\n")
-    assert (
-        main(
-            ["import-caffe", str(files()), "--out", str(tmp_path / "x.pt"), "--classes", str(names)]
-        )
-        == 1
-    )
+    state = load_checkpoint(out, mmap=True)
+    assert state["classes"][:2] == ["n00000000", "n00000001"]  # synset_words.txt: the ids
+    assert state["config"]["caffe_accuracy"] is None  # not the zoo's file
+    names.write_text("cat\n dog \n\nfox\n")
+    assert caffe_weights.read_class_names(names) == ["cat", "dog", "fox"]
+    args = ["import-caffe", str(files()), "--out", str(tmp_path / "x.pt"), "--classes", str(names)]
+    assert main(args) == 1
     assert "3 class names given for the 10-way fc8" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
 
 
 def _lenet() -> list[tuple]:
