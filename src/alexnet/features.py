@@ -1,4 +1,5 @@
-"""Batched FC7 features (§6.1) and class probabilities, reusable from Python.
+"""Batched FC7 features (§6.1), any layer's features of a whole split, and class
+probabilities, reusable from Python.
 
 The paper probes what the network has learned by comparing "the feature
 activations induced by an image at the last, 4096-dimensional hidden layer":
@@ -17,22 +18,42 @@ every image, in eval mode and without gradients::
 Inputs are a (N, 3, S, S) tensor, a sequence of (3, S, S) tensors, or a
 dataset whose items are tensors or ``(tensor, target)`` pairs, already
 preprocessed for the model (``alexnet.data.eval_transform``).
+
+``extract_features`` (the ``alexnet features`` command) runs a weights file over
+every image of a split with the model's own preprocessing and streams one layer's
+activations into an ``.npz``: ``pool5`` (256 x 6 x 6 = 9216, flattened), ``fc6`` or
+``fc7`` (4096, after their ReLU, before dropout). The layers are found through the
+registry (``model_info(name).layers``), for every registered model.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from alexnet.errors import UserError
 
-__all__ = ["class_probabilities", "features", "nearest_neighbors"]
+__all__ = [
+    "LAYERS",
+    "FeatureFile",
+    "class_probabilities",
+    "extract_features",
+    "features",
+    "layer_features",
+    "nearest_neighbors",
+]
 
 FC7_DIM = 4096
+LAYERS = ("pool5", "fc6", "fc7")  # what extract_features can take
 
 
 def _unwrap(model_or_loaded: Any) -> nn.Module:
@@ -164,3 +185,123 @@ def nearest_neighbors(
         best_d, order = d.topk(min(k, d.shape[1]), dim=1, largest=False, sorted=True)
         best_i = idx.gather(1, order)
     return best_d.float(), best_i
+
+
+@contextlib.contextmanager
+def _tap(model: nn.Module, layer: str) -> Iterator[list[Tensor]]:
+    """Collect ``layer``'s activation of each forward pass of ``model`` into the yielded
+    list: pool5 is the input of fc6 (flattened, (B, 9216)); fc6 and fc7 are their output
+    after ReLU (every AlexNet applies one right after them; taken here, before the
+    in-place ReLU and the dropout), (B, 4096). The module comes from the registry."""
+    from alexnet.models import model_info
+
+    if layer not in LAYERS:
+        raise UserError(f"layer must be one of {', '.join(LAYERS)}, got {layer!r}")
+    name = getattr(model, "model_name", None)
+    if name is None:
+        raise TypeError("the model has no model_name: build it with create_model or load it")
+    module = model.get_submodule(model_info(name).layers["fc6" if layer == "pool5" else layer])
+    caught: list[Tensor] = []
+    if layer == "pool5":
+        hook = module.register_forward_hook(lambda m, args, out: caught.append(args[0].flatten(1)))
+    else:
+        hook = module.register_forward_hook(lambda m, args, out: caught.append(F.relu(out)))
+    try:
+        yield caught
+    finally:
+        hook.remove()
+
+
+@torch.no_grad()
+def layer_features(model_or_loaded: Any, x: Tensor, layer: str = "fc7") -> Tensor:
+    """One batch's activations at ``layer`` (``LAYERS``): (B, 9216) or (B, 4096), the
+    model's dtype and device; call in eval mode."""
+    model = _unwrap(model_or_loaded)
+    with _tap(model, layer) as caught:
+        model(x)
+    return caught[-1]
+
+
+@dataclass
+class FeatureFile:
+    """What ``extract_features`` wrote: ``path``, ``images`` x ``dim`` of ``layer``."""
+
+    path: Path
+    layer: str
+    images: int
+    dim: int
+
+
+def _relative_paths(ds: Any) -> list[str]:
+    """Image paths relative to the split folder (ImageFolder), else the item indices."""
+    root, samples = getattr(ds, "root", None), getattr(ds, "samples", None)
+    if root is not None and samples is not None:
+        return [os.path.relpath(p, root) for p, _ in samples]
+    return [str(i) for i in range(len(ds))]
+
+
+@torch.no_grad()
+def extract_features(
+    weights: str | os.PathLike,
+    data: str | os.PathLike,
+    layer: str,
+    out: str | os.PathLike,
+    *,
+    split: str = "val",
+    batch_size: int = 64,
+    workers: int = 2,
+    device: str = "auto",
+    amp: str = "off",
+    progress: bool = False,
+) -> FeatureFile:
+    """``layer``'s activations for every image of ``data``'s ``split`` -> ``out`` (.npz).
+
+    ``weights``: any file ``alexnet.loading.load_model`` reads; each image gets the
+    model's own centre-crop preprocessing. The .npz holds ``features`` (N, D) float32,
+    ``labels`` (N,) int64, ``paths`` (N,) str (relative to the split folder, or item
+    indices where the data has no files), ``classes`` (C,) str (the data's) and ``layer``.
+    Batches are streamed to the file (memory: one batch); it appears only when complete.
+    """
+    from torch.utils.data import DataLoader
+
+    from alexnet._npz import NpzWriter
+    from alexnet.data import build_dataset
+    from alexnet.inference import eval_transform_for, load_for_inference
+    from alexnet.runtime import autocast, to_device
+
+    if layer not in LAYERS:
+        raise UserError(f"--layer must be one of {', '.join(LAYERS)}, got {layer!r}")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}", exit_code=2)
+    setup = load_for_inference([os.fspath(weights)], device=device, amp=amp)
+    ds = build_dataset(data, split, eval_transform_for(setup))
+    n, model = len(ds), setup.modules[0]
+    if n == 0:
+        raise UserError(f"{data} [{split}] has no images")
+    loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, shuffle=False)
+    labels, stream, done = np.empty(n, np.int64), None, 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc=f"features {layer}", unit="img", leave=False)
+    with NpzWriter(out) as npz, _tap(model, layer) as caught:
+        for x, y in loader:
+            with autocast(setup.device, setup.amp):
+                model(to_device(x, setup.device, setup.channels_last))
+            f = caught.pop().float().cpu().numpy()  # (B, D)
+            if stream is None:
+                stream = npz.stream("features", (n, f.shape[1]), np.float32)
+            stream.write(f)
+            labels[done : done + len(y)] = y.numpy()
+            done += len(y)
+            if bar is not None:
+                bar.update(len(y))
+        stream.close()
+        npz.add("labels", labels)
+        npz.add("paths", np.array(_relative_paths(ds), dtype=str))
+        npz.add("classes", np.array(list(ds.classes), dtype=str))
+        npz.add("layer", np.array(layer))
+    if bar is not None:
+        bar.close()
+    return FeatureFile(Path(out), layer, n, stream.shape[1])

@@ -21,7 +21,18 @@ from torch import Tensor, nn
 from alexnet.checkpoint import LoadedModel, load_checkpoint, model_from_state
 from alexnet.errors import UserError
 
-__all__ = ["load", "load_model", "transform"]
+__all__ = ["load", "load_model", "read_state", "transform"]
+
+
+def read_state(path: str | os.PathLike, *, mmap: bool = False) -> dict:
+    """The checkpoint dict of a checkpoint or ``.safetensors`` file, without building the
+    model (``mmap``: a checkpoint's tensors are mapped, read only when used)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from alexnet.export.weights import read_safetensors_state
+
+        return read_safetensors_state(path)
+    return load_checkpoint(path, mmap=mmap)
 
 
 def load_model(
@@ -36,12 +47,7 @@ def load_model(
     (for commands that know what they need).
     """
     path = Path(path)
-    if path.suffix == ".safetensors":
-        from alexnet.export.weights import read_safetensors_state
-
-        loaded = model_from_state(read_safetensors_state(path), str(path))
-    else:
-        loaded = model_from_state(load_checkpoint(path), str(path))
+    loaded = model_from_state(read_state(path), str(path))
     if expect_model is not None and loaded.model_name != expect_model:
         raise UserError(f"{path} holds model {loaded.model_name!r}, not {expect_model!r}")
     if expect_num_classes is not None and len(loaded.classes) != expect_num_classes:

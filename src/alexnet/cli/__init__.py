@@ -30,6 +30,8 @@ SUBCOMMANDS = [
     "report",
     "export",
     "import_torchvision",
+    "import_caffe",
+    "features",
     "reproduce",
     "bench",
 ]

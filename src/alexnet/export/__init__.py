@@ -17,9 +17,13 @@ Three formats, each built from a checkpoint (``alexnet.checkpoint.LoadedModel``)
 ``import_torchvision`` (``torchvision_weights``) turns torchvision's
 ``alexnet-owt-7be5be79.pth`` into a checkpoint for ``alexnet_owt`` (same
 state-dict keys) with the ImageNet class names and torchvision's preprocessing.
+``import_caffe`` (``caffe_weights``) turns Caffe's ``bvlc_alexnet.caffemodel`` (or
+CaffeNet's) into an ``alexnet`` checkpoint with Caffe's constants and preprocessing,
+reading the protobuf file itself (``protowire``, ``caffe_proto``; checks in ``caffe_net``).
 """
 
 from ._common import as_loaded, input_size_of
+from .caffe_weights import import_caffe
 from .programs import ONNX_TOLERANCE, OnnxReport, check_onnx, export_onnx, export_pt2
 from .torchvision_weights import import_torchvision
 from .weights import (
@@ -40,6 +44,7 @@ __all__ = [
     "export_onnx",
     "export_pt2",
     "export_safetensors",
+    "import_caffe",
     "import_torchvision",
     "input_size_of",
     "load_safetensors_model",

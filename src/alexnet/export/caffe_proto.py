@@ -1,0 +1,185 @@
+"""Caffe's ``.caffemodel`` (a binary NetParameter) and ``.binaryproto`` (a BlobProto),
+read with :mod:`protowire` and the field numbers of BVLC Caffe's ``src/caffe/proto/caffe.proto``.
+
+Two layouts of a net exist, and both are read:
+
+    NetParameter.layer  = 100  LayerParameter, ``type`` a string ("Convolution", ...)
+    NetParameter.layers = 2    V1LayerParameter (2014), ``type`` an enum (CONVOLUTION = 4);
+                               the published bvlc_alexnet.caffemodel is in this one
+
+A blob's shape is ``BlobProto.shape`` (BlobShape.dim) or, in older files, the
+legacy ``num/channels/height/width`` (an InnerProduct weight is then
+(1, 1, out, in) and a bias (1, 1, 1, out)). Only what an importer needs is kept:
+names, types, bottom/top blob names, the blobs, and the parameters of
+Convolution, InnerProduct, LRN, Pooling, ReLU and Dropout layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import protowire as pw
+
+__all__ = ["CaffeBlob", "CaffeLayer", "CaffeNet", "parse_blob", "parse_net"]
+
+# caffe.proto field numbers ------------------------------------------------------------
+NET_NAME, NET_LAYERS_V1, NET_LAYER = 1, 2, 100
+# LayerParameter: the *_param fields are messages shared with V1LayerParameter
+LAYER = {"name": 1, "type": 2, "bottom": 3, "top": 4, "blobs": 7, "convolution": 106,
+         "dropout": 108, "inner_product": 117, "lrn": 118, "pooling": 121, "relu": 123}  # fmt: skip
+V1 = {"name": 4, "type": 5, "bottom": 2, "top": 3, "blobs": 6, "convolution": 10,
+      "dropout": 12, "inner_product": 17, "lrn": 18, "pooling": 19, "relu": 30}  # fmt: skip
+V1_V0_LAYER = 1  # V1LayerParameter.layer: a V0LayerParameter (Caffe before 2014)
+# V1LayerParameter.LayerType -> LayerParameter's type string
+V1_TYPES = {
+    1: "Accuracy", 3: "Concat", 4: "Convolution", 5: "Data", 6: "Dropout", 8: "Flatten",
+    12: "ImageData", 14: "InnerProduct", 15: "LRN", 17: "Pooling", 18: "ReLU", 19: "Sigmoid",
+    20: "Softmax", 21: "SoftmaxWithLoss", 22: "Split", 23: "TanH", 24: "WindowData",
+    29: "MemoryData", 32: "DummyData", 33: "Slice", 39: "Deconvolution",
+}  # fmt: skip
+# BlobProto: num 1, channels 2, height 3, width 4, data 5 (packed float), shape 7
+# (BlobShape: dim 1, packed int64), double_data 8
+BLOB_LEGACY, BLOB_DATA, BLOB_SHAPE, BLOB_DOUBLE = (1, 2, 3, 4), 5, 7, 8
+
+
+@dataclass
+class CaffeBlob:
+    shape: tuple[int, ...]
+    data: np.ndarray  # float32, flat, read-only (a view of the file's bytes)
+
+
+@dataclass
+class CaffeLayer:
+    name: str
+    type: str  # LayerParameter's spelling: "Convolution", "InnerProduct", "LRN", ...
+    bottoms: list[str]
+    tops: list[str]
+    blobs: list[CaffeBlob]
+    params: dict = field(default_factory=dict)  # this type's parameters, defaults filled in
+
+
+@dataclass
+class CaffeNet:
+    name: str
+    layout: str  # "layer" (LayerParameter) or "layers" (V1LayerParameter)
+    layers: list[CaffeLayer]
+
+
+def parse_blob(payload: bytes | memoryview) -> CaffeBlob:
+    """A BlobProto; WireError if its data does not fill its shape."""
+    msg = pw.parse(payload)
+    shapes = [pw.parse(m) for m in pw.messages(msg, BLOB_SHAPE)]
+    if shapes:
+        shape = tuple(pw.varints(shapes[-1], 1, signed=True))
+    else:
+        shape = tuple(pw.last_int(msg, f, 0, signed=True) for f in BLOB_LEGACY)
+    data = pw.floats(msg, BLOB_DATA)
+    if not len(data):
+        data = pw.doubles(msg, BLOB_DOUBLE).astype(np.float32)
+    count = int(np.prod(shape)) if shape else 1
+    if len(data) != count:
+        raise pw.WireError(f"a blob of shape {shape} holds {len(data):,} values, not {count:,}")
+    return CaffeBlob(shape, data)
+
+
+def _pair(msg: pw.Message, single: int, h: int, w: int, default: int) -> tuple[int, int]:
+    """(height, width) from ``*_h``/``*_w`` if set, else the repeated (or single) field."""
+    if h in msg or w in msg:
+        return pw.last_int(msg, h, default), pw.last_int(msg, w, default)
+    values = pw.varints(msg, single)
+    if not values:
+        return default, default
+    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+
+
+def _conv(m: pw.Message) -> dict:
+    # ConvolutionParameter: num_output 1, bias_term 2, pad 3, kernel_size 4, group 5,
+    # stride 6, pad_h/w 9/10, kernel_h/w 11/12, stride_h/w 13/14, dilation 18
+    return {
+        "num_output": pw.last_int(m, 1, 0),
+        "bias_term": bool(pw.last_int(m, 2, 1)),
+        "pad": _pair(m, 3, 9, 10, 0),
+        "kernel": _pair(m, 4, 11, 12, 0),
+        "stride": _pair(m, 6, 13, 14, 1),
+        "group": pw.last_int(m, 5, 1),
+        "dilation": tuple(pw.varints(m, 18)) or (1,),
+    }
+
+
+def _pooling(m: pw.Message) -> dict:
+    # PoolingParameter: pool 1 (MAX 0, AVE 1, STOCHASTIC 2), kernel_size 2, stride 3,
+    # pad 4, kernel_h/w 5/6, stride_h/w 7/8, pad_h/w 9/10, global_pooling 12
+    return {
+        "pool": {0: "MAX", 1: "AVE", 2: "STOCHASTIC"}.get(pw.last_int(m, 1, 0), "?"),
+        "kernel": _pair(m, 2, 5, 6, 0),
+        "stride": _pair(m, 3, 7, 8, 1),
+        "pad": _pair(m, 4, 9, 10, 0),
+        "global": bool(pw.last_int(m, 12, 0)),
+    }
+
+
+def _lrn(m: pw.Message) -> dict:
+    # LRNParameter: local_size 1 [5], alpha 2 [1.], beta 3 [0.75], norm_region 4
+    # (ACROSS_CHANNELS 0, WITHIN_CHANNEL 1), k 5 [1.]
+    return {
+        "local_size": pw.last_int(m, 1, 5),
+        "alpha": pw.last_float(m, 2, 1.0),
+        "beta": pw.last_float(m, 3, 0.75),
+        "region": {0: "ACROSS_CHANNELS", 1: "WITHIN_CHANNEL"}.get(pw.last_int(m, 4, 0), "?"),
+        "k": pw.last_float(m, 5, 1.0),
+    }
+
+
+_PARAMS = {
+    # type -> (the *_param field's key in LAYER/V1, its reader)
+    "Convolution": ("convolution", _conv),
+    # InnerProductParameter: num_output 1, bias_term 2, axis 5, transpose 6
+    "InnerProduct": ("inner_product", lambda m: {
+        "num_output": pw.last_int(m, 1, 0), "bias_term": bool(pw.last_int(m, 2, 1)),
+        "axis": pw.last_int(m, 5, 1, signed=True), "transpose": bool(pw.last_int(m, 6, 0))}),
+    "LRN": ("lrn", _lrn),
+    "Pooling": ("pooling", _pooling),
+    # ReLUParameter: negative_slope 1 [0]; DropoutParameter: dropout_ratio 1 [0.5]
+    "ReLU": ("relu", lambda m: {"negative_slope": pw.last_float(m, 1, 0.0)}),
+    "Dropout": ("dropout", lambda m: {"ratio": pw.last_float(m, 1, 0.5)}),
+}  # fmt: skip
+
+
+def _layer(payload: memoryview, fields: dict, v1: bool) -> CaffeLayer:
+    msg = pw.parse(payload)
+    name = pw.string(msg, fields["name"], "?")
+    if v1:
+        if V1_V0_LAYER in msg:
+            raise pw.WireError(
+                f"layer {name!r} is in Caffe's V0 format (before 2014): convert the file with "
+                "Caffe's upgrade_net_proto_binary first"
+            )
+        code = pw.last_int(msg, fields["type"], 0)
+        kind = V1_TYPES.get(code, f"V1 type {code}")
+    else:
+        kind = pw.string(msg, fields["type"], "?")
+    bottoms = [bytes(b).decode("utf-8", "replace") for b in pw.messages(msg, fields["bottom"])]
+    tops = [bytes(t).decode("utf-8", "replace") for t in pw.messages(msg, fields["top"])]
+    try:
+        blobs = [parse_blob(b) for b in pw.messages(msg, fields["blobs"])]
+        params = {}
+        if kind in _PARAMS:
+            key, read = _PARAMS[kind]
+            sub = pw.messages(msg, fields[key])
+            params = read(pw.parse(b"".join(bytes(s) for s in sub)))  # proto2 merge
+    except pw.WireError as e:
+        raise pw.WireError(f"layer {name!r}: {e}") from None
+    return CaffeLayer(name, kind, bottoms, tops, blobs, params)
+
+
+def parse_net(data: bytes | memoryview) -> CaffeNet:
+    """A NetParameter in either layout; WireError when the bytes are not one."""
+    msg = pw.parse(data)
+    new, old = pw.messages(msg, NET_LAYER), pw.messages(msg, NET_LAYERS_V1)
+    if new and old:
+        raise pw.WireError("the net has layers in both the 'layer' and the V1 'layers' field")
+    layout, fields, payloads = ("layer", LAYER, new) if new else ("layers", V1, old)
+    layers = [_layer(p, fields, layout == "layers") for p in payloads]
+    return CaffeNet(pw.string(msg, NET_NAME), layout, layers)
