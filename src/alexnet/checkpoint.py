@@ -224,8 +224,12 @@ def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
-def load_weights(model: nn.Module, state_dict: dict, source: str, model_name: str) -> None:
-    """``load_state_dict(strict=True)`` with a message that says what does not match."""
+def load_weights(
+    model: nn.Module, state_dict: dict, source: str, model_name: str, *, assign: bool = False
+) -> None:
+    """``load_state_dict(strict=True)`` with a message that says what does not match;
+    ``assign``: the model's tensors become the state dict's (a model built on the meta
+    device), as float32 CPU copies."""
     sd = strip_prefixes(state_dict)
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
@@ -244,7 +248,9 @@ def load_weights(model: nn.Module, state_dict: dict, source: str, model_name: st
                 f"{tuple(own[k].shape)}"
                 + (" (a different number of classes)" if k.startswith(head + ".") else "")
             )
-    model.load_state_dict(sd, strict=True)
+    if assign:
+        sd = {k: v.detach().to("cpu").clone() for k, v in sd.items()}
+    model.load_state_dict(sd, strict=True, assign=assign)
 
 
 @dataclass
@@ -270,10 +276,11 @@ def model_from_state(state: dict, source: str = "checkpoint") -> LoadedModel:
             if bias is None:
                 raise ValueError("the checkpoint names no classes and has no final layer")
             classes = [str(i) for i in range(int(bias.shape[0]))]
-        model = create_model(name, num_classes=len(classes), **kwargs)
+        with torch.device("meta"):  # no memory, no initialisation: the weights replace it
+            model = create_model(name, num_classes=len(classes), **kwargs)
     except ValueError as e:
         raise UserError(f"{source}: {e}") from None
-    load_weights(model, state["model"], source, name)
+    load_weights(model, state["model"], source, name, assign=True)
     return LoadedModel(model, name, classes, kwargs, dict(state.get("preprocessing") or {}), source)
 
 

@@ -160,7 +160,7 @@ def evaluate_checkpoints(
     from alexnet.data import build_dataset
     from alexnet.distributed import init_distributed
     from alexnet.errors import UserError
-    from alexnet.inference import EnsembleTransform, load_for_inference
+    from alexnet.inference import EnsembleTransform, load_for_inference, same_classes
     from alexnet.sampler import ShardSampler
 
     if batch_size < 1:
@@ -169,7 +169,7 @@ def evaluate_checkpoints(
     dist = init_distributed(setup.device.type)
     transform = EnsembleTransform(setup, ten_crop)
     ds = build_dataset(data, split, transform, skip_bad=skip_bad)
-    if list(ds.classes) != list(setup.classes):
+    if not same_classes(setup.classes, ds.classes):
         raise UserError(
             f"{data} ({split}) has {len(ds.classes)} classes {list(ds.classes)[:3]}..., but the "
             f"checkpoint was trained on {len(setup.classes)} classes {setup.classes[:3]}..."

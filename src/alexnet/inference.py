@@ -102,6 +102,25 @@ class EnsembleTransform:
         return tuple(t(img) for t in self.transforms)
 
 
+_SUFFIX = re.compile(r" \(n\d{8}\)$")
+
+
+def same_classes(model_classes: Sequence[str], data_classes: Sequence[str]) -> bool:
+    """Whether data labelled ``data_classes`` (by index) fits a model trained on
+    ``model_classes``: the same names, or ImageNet's 1000 classes named two ways — the
+    folders' WordNet ids in sorted order (``val/n01440764/...``) or ``imagenet:``'s names
+    with duplicates suffixed by their id, against the category names imported weights
+    carry (torchvision's list, in the same synset order)."""
+    model_classes, data_classes = list(model_classes), list(data_classes)
+    if model_classes == data_classes:
+        return True
+    if len(model_classes) != 1000 or len(data_classes) != 1000:
+        return False
+    if all(_WNID.match(c) for c in data_classes) and data_classes == sorted(data_classes):
+        return display_names(data_classes) == model_classes
+    return [_SUFFIX.sub("", c) for c in data_classes] == model_classes
+
+
 def display_names(classes: list[str]) -> list[str]:
     """Human-readable names: ImageNet WordNet ids (n01440764, ...) become torchvision's
     category names when all 1000 are present in the standard sorted order."""

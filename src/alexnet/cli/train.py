@@ -89,14 +89,9 @@ def _init_from_model(cfg, given: dict) -> None:
     """With --init-from and no --model given, train the file's model with its options."""
     if cfg.init_from is None or "model" in given:
         return
-    from alexnet.checkpoint import load_checkpoint
+    from alexnet.loading import read_state
 
-    if str(cfg.init_from).endswith(".safetensors"):
-        from alexnet.export.weights import read_safetensors_state
-
-        state = read_safetensors_state(cfg.init_from)
-    else:
-        state = load_checkpoint(cfg.init_from, mmap=True)
+    state = read_state(cfg.init_from, mmap=True)
     cfg.model = state["model_name"]
     cfg.model_kwargs = {**state.get("model_kwargs", {}), **cfg.model_kwargs}
 

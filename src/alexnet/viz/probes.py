@@ -25,9 +25,11 @@ from .samples import DisplayTransform, TransformedSubset, open_split, pick_indic
 
 def _open_checked(setup, source: str | os.PathLike, split: str) -> Dataset:
     ds = open_split(source, split)
+    from alexnet.inference import same_classes
+
     classes, own = list(getattr(ds, "classes", [])), list(setup.classes)
     unnamed = own == [str(i) for i in range(len(own))]  # a checkpoint without class names
-    if classes and classes != own and not (unnamed and len(classes) == len(own)):
+    if classes and not same_classes(own, classes) and not (unnamed and len(classes) == len(own)):
         raise UserError(
             f"{source} ({split}) has {len(classes)} classes {classes[:3]}..., the checkpoint "
             f"{len(setup.classes)} {list(setup.classes)[:3]}...; use the data it was trained on"
