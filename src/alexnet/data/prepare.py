@@ -29,6 +29,7 @@ import torch
 from alexnet.errors import UserError
 from alexnet.lock import hold_destination_lock
 
+from .fingerprint import files_digest
 from .folder import ScanReport, find_split_dir, scan_split
 from .images import BadImageError, display_path, load_image, resize_center_crop
 from .stats import DatasetStats, compute_stats
@@ -128,7 +129,8 @@ def prepare_store(
 
 def _write_split(tmp, size, workers, skip_bad, progress, report, split, root, samples) -> dict:
     """Pack one split (``samples`` found under ``root``) into ``tmp`` -> its meta.json
-    entry; the report gets its counts."""
+    entry, with the digest of the kept files' names and sizes (``fingerprint``); the
+    report gets its counts."""
     labels, kept, bad = _pack_split(
         samples,
         tmp / f"{split}.u8",
@@ -145,6 +147,7 @@ def _write_split(tmp, size, workers, skip_bad, progress, report, split, root, sa
         "labels": f"{split}_labels.npy",
         "skipped": len(bad),
         "ignored": report.ignored[split],
+        "files_sha256": files_digest(root, (samples[i][0] for i in kept)),
     }
 
 
