@@ -8,7 +8,8 @@ SRC is an ImageFolder root: SRC/train/<class>/<images> and SRC/val/<class>/<imag
 With DST: every image of both splits is decoded once, rescaled as in the paper
 (shorter side to SIZE, central SIZExSIZE crop) and written as raw uint8 to DST,
 with labels, class names and the training split's statistics; `alexnet train --data DST`
-then reads it without decoding JPEGs. DST appears only when complete.
+then reads it without decoding JPEGs. DST appears only when complete; a second
+prepare into the same DST meanwhile fails at once, naming the first.
 With --stats and no DST: compute the statistics of SRC's training split (mean,
 std, mean image, PCA of the RGB pixels for lighting) and cache them as SRC/stats.json
 (or in the cache folder when SRC is read-only); training then uses them.

@@ -11,6 +11,7 @@ dataset and the packed store.
     seeded.py      SeededDataset: augmentation seeded per (index, sample_seed)
     demo.py        the textures demo dataset
     store.py       PackedDataset and the store format; prepare.py writes stores
+    fingerprint.py fingerprint(dataset) / compare(saved, current): did the data change?
 """
 
 from .batch import batch_augment

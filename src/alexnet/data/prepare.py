@@ -5,7 +5,9 @@ decoded once (``load_image``), rescaled to SxS (``resize_center_crop``) and
 written into a uint8 memory map by ``workers`` processes, each filling its own
 slots. Everything goes to ``DST.tmp-XXXX`` and is renamed to DST only when
 complete, ``meta.json`` written last: an interrupted prepare leaves at most a
-``.tmp-`` folder without meta.json, which ``build_dataset`` refuses.
+``.tmp-`` folder without meta.json, which ``build_dataset`` refuses. One process
+writes DST at a time: ``.DST.lock`` beside it (``alexnet.lock``) is held from the scan
+to the rename, and a second prepare into DST fails at once naming the first.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from alexnet.errors import UserError
+from alexnet.lock import hold_destination_lock
 
+from .fingerprint import files_digest
 from .folder import ScanReport, find_split_dir, scan_split
 from .images import BadImageError, display_path, load_image, resize_center_crop
 from .stats import DatasetStats, compute_stats
@@ -82,61 +87,68 @@ def prepare_store(
     if size < 1:
         raise UserError(f"--size must be >= 1, got {size}")
     dst = Path(dst)
-    scans = {s: scan_split(find_split_dir(src, s)) for s in SPLITS}
-    classes = scans["train"][1]
-    val_samples = _remap(scans["val"], classes)
-    if dst.exists() and not force:
-        raise UserError(f"{display_path(dst)} already exists (--force replaces it)")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{dst.name}.tmp-", dir=dst.parent))
-    report = PrepareReport(path=dst)
-    try:
-        splits = {}
-        for split, samples in (("train", scans["train"][0]), ("val", val_samples)):
-            labels, bad = _pack_split(
-                samples,
-                tmp / f"{split}.u8",
-                size,
-                workers,
-                skip_bad,
-                lambda d, n, s=split: progress and progress(s, d, n),
-            )
-            np.save(tmp / f"{split}_labels.npy", labels)
-            report.written[split], report.skipped[split] = len(labels), bad
-            report.ignored[split] = scans[split][2].ignored
-            splits[split] = {
-                "count": len(labels),
-                "images": f"{split}.u8",
-                "labels": f"{split}_labels.npy",
-                "skipped": len(bad),
-                "ignored": report.ignored[split],
+    with hold_destination_lock(dst, "prepare"):  # a second prepare into DST fails here
+        dirs = {s: find_split_dir(src, s) for s in SPLITS}
+        scans = {s: scan_split(dirs[s]) for s in SPLITS}
+        classes = scans["train"][1]
+        samples = {"train": scans["train"][0], "val": _remap(scans["val"], classes)}
+        if dst.exists() and not force:
+            raise UserError(f"{display_path(dst)} already exists (--force replaces it)")
+        tmp = Path(tempfile.mkdtemp(prefix=f"{dst.name}.tmp-", dir=dst.parent))
+        report = PrepareReport(path=dst)
+        try:
+            write = partial(_write_split, tmp, size, workers, skip_bad, progress, report)
+            splits = {}
+            for split in SPLITS:
+                report.ignored[split] = scans[split][2].ignored
+                splits[split] = write(split, dirs[split], samples[split])
+            source = display_path(Path(src).resolve())
+            if stats and splits["train"]["count"]:
+                report.stats = _store_stats(
+                    tmp / "train.u8", splits["train"]["count"], size, stats_images, source
+                )
+                report.stats.save(tmp)
+            meta = {
+                "format": FORMAT,
+                "version": VERSION,
+                "size": size,
+                "layout": "NCHW uint8",
+                "classes": classes,
+                "splits": splits,
+                "source": source,
+                "complete": True,
             }
-        if stats and splits["train"]["count"]:
-            report.stats = _store_stats(
-                tmp / "train.u8",
-                splits["train"]["count"],
-                size,
-                stats_images,
-                display_path(Path(src).resolve()),
-            )
-            report.stats.save(tmp)
-        meta = {
-            "format": FORMAT,
-            "version": VERSION,
-            "size": size,
-            "layout": "NCHW uint8",
-            "classes": classes,
-            "splits": splits,
-            "source": display_path(Path(src).resolve()),
-            "complete": True,
-        }
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-        _swap_into_place(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+            _swap_into_place(tmp, dst)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _write_split(tmp, size, workers, skip_bad, progress, report, split, root, samples) -> dict:
+    """Pack one split (``samples`` found under ``root``) into ``tmp`` -> its meta.json
+    entry, with the digest of the kept files' names and sizes (``fingerprint``); the
+    report gets its counts."""
+    labels, kept, bad = _pack_split(
+        samples,
+        tmp / f"{split}.u8",
+        size,
+        workers,
+        skip_bad,
+        lambda d, n: progress and progress(split, d, n),
+    )
+    np.save(tmp / f"{split}_labels.npy", labels)
+    report.written[split], report.skipped[split] = len(labels), bad
+    return {
+        "count": len(labels),
+        "images": f"{split}.u8",
+        "labels": f"{split}_labels.npy",
+        "skipped": len(bad),
+        "ignored": report.ignored[split],
+        "files_sha256": files_digest(root, (samples[i][0] for i in kept)),
+    }
 
 
 def _remap(scan: tuple[list, list[str], ScanReport], classes: list[str]) -> list[tuple[str, int]]:
@@ -150,7 +162,8 @@ def _remap(scan: tuple[list, list[str], ScanReport], classes: list[str]) -> list
 
 
 def _pack_split(samples, out: Path, size: int, workers: int, skip_bad: bool, progress):
-    """Fill ``out`` with the samples' pixels -> (labels of the kept images, bad messages)."""
+    """Fill ``out`` with the samples' pixels -> (labels of the kept images, their sample
+    indices, bad messages)."""
     n, per_image = len(samples), 3 * size * size
     with open(out, "wb") as f:
         f.truncate(n * per_image)
@@ -176,7 +189,7 @@ def _pack_split(samples, out: Path, size: int, workers: int, skip_bad: bool, pro
     if bad:
         _compact(out, n, per_image, keep)
     labels = np.asarray([samples[i][1] for i in keep], dtype=np.int64)
-    return labels, [bad[i] for i in sorted(bad)]
+    return labels, keep, [bad[i] for i in sorted(bad)]
 
 
 def _pack_chunk(job: tuple[str, int, int, int, list[str]]) -> list[tuple[int, str]]:

@@ -4,11 +4,18 @@ The paper's own trick (§2: images "down-sampled ... to a fixed resolution of
 256x256"), which turns JPEG decoding + resizing into a memory-mapped copy.
 Layout of a store directory (written by ``prepare_store``)::
 
-    meta.json              format, version, size, classes, per-split counts; written
-                           last, with "complete": true -- the completion marker
+    meta.json              format, version, size, classes, per-split counts and
+                           files_sha256 (the digest of the source files' names and
+                           sizes, ``fingerprint.files_digest``); written last, with
+                           "complete": true -- the completion marker
     train.u8, val.u8       uint8 (N, 3, S, S), C order, no header (numpy.memmap)
     train_labels.npy ...   int64 (N,)
     stats.json, mean_image.npy   the training split's statistics (DatasetStats)
+
+Versions: ``read_meta`` reads formats OLDEST_VERSION..VERSION; a newer one is refused
+with both named (upgrade alexnet), an older one with the ``alexnet prepare`` command that
+re-creates it. Keys a reader does not know are ignored, so adding one (``files_sha256``)
+keeps the version; changing what a key or file means bumps it.
 
 ``PackedDataset`` reads it; its ``transform`` receives a uint8 tensor (3, S, S)
 (the presets accept that as well as PIL images); with ``transform=None`` items
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,9 +39,10 @@ from alexnet.errors import UserError
 
 from .images import display_path
 
-__all__ = ["FORMAT", "VERSION", "PackedDataset", "is_store", "read_meta"]
+__all__ = ["FORMAT", "OLDEST_VERSION", "VERSION", "PackedDataset", "is_store", "read_meta"]
 
 FORMAT, VERSION, META_FILE = "alexnet-packed-store", 1, "meta.json"
+OLDEST_VERSION = 1  # the oldest store format this code reads
 
 
 def is_store(path: str | os.PathLike) -> bool:
@@ -56,15 +65,33 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"{name}/{META_FILE}: unreadable ({e})") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"{name}: {META_FILE} is not an alexnet packed store")
-    if meta.get("version") != VERSION:
-        raise UserError(
-            f"{name}: store version {meta.get('version')}, this alexnet reads {VERSION}"
-        )
+    _check_version(meta, name)
     if meta.get("complete") is not True:
         raise UserError(f"{name}: incomplete packed store; delete it and run prepare again")
     return meta
+
+
+def _check_version(meta: dict[str, Any], name: str) -> None:
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UserError(f"{name}/{META_FILE}: version {version!r} is not a store format version")
+    readable = (
+        f"format {VERSION}" if OLDEST_VERSION == VERSION else f"formats {OLDEST_VERSION}..{VERSION}"
+    )
+    if version > VERSION:
+        raise UserError(
+            f"{name} was written in store format {version}; this alexnet reads {readable}: "
+            "upgrade alexnet"
+        )
+    if version < OLDEST_VERSION:
+        src = meta.get("source") if isinstance(meta.get("source"), str) else "SRC"
+        raise UserError(
+            f"{name} was written in store format {version}, which this alexnet no longer "
+            f"reads (it reads {readable}): re-create it with "
+            f"`alexnet prepare {shlex.quote(src)} {shlex.quote(name)} --force`"
+        )
 
 
 class PackedDataset(Dataset):

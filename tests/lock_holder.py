@@ -1,0 +1,31 @@
+"""A process that holds a lock until killed, for the lock tests.
+
+    python tests/lock_holder.py dir PATH    hold_lock(PATH)
+    python tests/lock_holder.py dest PATH   hold_destination_lock(PATH)
+
+Prints "held" once the lock is taken, then sleeps until stdin closes or it is killed;
+a lock it cannot take prints the one-line error and exits 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from alexnet.errors import UserError
+from alexnet.lock import hold_destination_lock, hold_lock
+
+
+def main(kind: str, path: str) -> int:
+    take = hold_lock if kind == "dir" else hold_destination_lock
+    try:
+        with take(path, "lock-test"):
+            print("held", flush=True)
+            sys.stdin.read()  # until the test closes our stdin or kills us
+    except UserError as e:
+        print(e, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:3]))
