@@ -48,11 +48,12 @@ def test_weights_round_trip_in_the_checkpoint_format(pair):
     assert unwrap_model_parallel(mp).keys() == sd.keys()
     assert unwrap_model_parallel(model).keys() == sd.keys()
     assert all(torch.equal(sd[k], v) for k, v in model.state_dict().items())
-    other = create_model("alexnet", num_classes=10).double()
+    # the same options (dropout 0: the paper's dropout scales by 1 - p at test time)
+    other = create_model("alexnet", num_classes=10, dropout=0.0).double()
     mp2 = TwoTowerAlexNet(other, "cpu", "cpu").double()
     mp2.load_merged_state_dict(sd)
     x = torch.randn(1, 3, 227, 227, dtype=torch.float64)
-    torch.testing.assert_close(mp2.eval()(x), model(x))  # eval: other's dropout is 0.5
+    torch.testing.assert_close(mp2.eval()(x), model(x))
 
 
 def test_towers_exchange_only_at_conv3_and_fc(pair):

@@ -32,6 +32,7 @@ def run_training(
     resume: str | dict | None = None,
     overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
+    allow_data_change: bool = False,
 ) -> dict:
     """``alexnet train``: run ``cfg`` with the standard callbacks (plus ``callbacks``);
     returns the summary."""
@@ -42,4 +43,5 @@ def run_training(
         resume=resume,
         overwrite=overwrite,
         callbacks=[*standard_callbacks(cfg), *callbacks],
+        allow_data_change=allow_data_change,
     )

@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -35,9 +36,11 @@ from alexnet.checkpoint import (
     set_rng_state,
 )
 from alexnet.config import TrainConfig, save_config
+from alexnet.data.fingerprint import compare, fingerprint
 from alexnet.distributed import DistInfo, barrier, broadcast_flag, init_distributed, shutdown
 from alexnet.errors import UserError
 from alexnet.evaluate import accuracy_counts, evaluate
+from alexnet.lock import hold_lock
 from alexnet.parallel import unwrap_model_parallel
 from alexnet.rundir import (
     format_table,
@@ -136,8 +139,10 @@ class Trainer:
         resume_state: dict | None,
         dist: DistInfo,
         callbacks: Sequence[Callback] = (),
+        allow_data_change: bool = False,
     ) -> None:
         self.cfg, self.dist = cfg, dist
+        self.allow_data_change = allow_data_change
         self.callbacks = [*callbacks, *INSTALLED_CALLBACKS]
         self.out = Path(cfg.out)
         device = resolve_device(cfg.device)
@@ -161,6 +166,10 @@ class Trainer:
         elif pretrained is not None:  # the weights are fed as they were trained
             pre = {**pre, **_explicit_preprocessing(cfg, pretrained.preprocessing)}
         self.data = build_data(cfg, dist, self.device, pre)
+        self.fingerprints = {
+            split: fingerprint(ds) for split, ds in zip(("train", "val"), self.data.datasets)
+        }
+        self.data_changes: list[dict] = []
         mb = build_model(
             cfg, len(self.data.classes), self.device, self.channels_last, dist, pretrained
         )
@@ -227,10 +236,29 @@ class Trainer:
             "rng": rng_state(),
             "config": self.cfg.to_dict(),
             "init_from": self.origin,
+            "data_fingerprint": self.fingerprints,
+            "data_changes": list(self.data_changes),
             "metrics": self.records[-1] if self.records else None,
         }
 
+    def _check_data(self, st: dict) -> None:
+        """The same data as the checkpoint's run (moved is fine), or --allow-data-change."""
+        saved = st.get("data_fingerprint") or {}  # format-1 checkpoints have none
+        changes = [c for split in saved for c in compare(saved[split], self.fingerprints[split])]
+        self.data_changes = list(st.get("data_changes") or [])
+        if not changes:
+            return
+        if not self.allow_data_change:
+            raise UserError(
+                f"cannot resume: the data changed since the checkpoint ({'; '.join(changes)}); "
+                "the sampler's order is a function of the image index, so the run would not "
+                "continue as it started. Restore the data, start a new run, or pass "
+                "--allow-data-change to continue anyway (the run records it)"
+            )
+        self.data_changes.append({"step": st["step"], "changes": changes})
+
     def _restore(self, st: dict) -> None:
+        self._check_data(st)
         if st["model_name"] != self.cfg.model or list(st["classes"]) != list(self.data.classes):
             raise UserError(
                 f"cannot resume: the checkpoint is for model {st['model_name']!r} with "
@@ -291,6 +319,8 @@ class Trainer:
         self._emit("on_train_start")
         with StopRequest() as stop:
             while self.epoch < cfg.epochs:
+                if stop.signum is not None:  # arrived during validation or a checkpoint
+                    return self._stopped(stop.signum, log)
                 finished = self._train_epoch(stop)
                 if stop.signum is not None or self._stop_all(stop):
                     return self._stopped(stop.signum or signal.SIGTERM, log)
@@ -466,6 +496,8 @@ def _pretrained(cfg: TrainConfig, resume_state: dict | None):
     has its weights already (None)."""
     if cfg.init_from is None:
         return None, None
+    if resume_state is not None:  # the checkpoint holds the weights and where they began
+        return None, resume_state.get("init_from")
     from alexnet.loading import load_model
 
     loaded = load_model(cfg.init_from)
@@ -480,7 +512,7 @@ def _pretrained(cfg: TrainConfig, resume_state: dict | None):
         "model_name": loaded.model_name,
         "classes": len(loaded.classes),
     }
-    return (None if resume_state is not None else loaded), origin
+    return loaded, origin
 
 
 def _explicit_preprocessing(cfg: TrainConfig, pre: dict) -> dict:
@@ -502,11 +534,15 @@ def train(
     resume: str | dict | None = None,
     overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
+    allow_data_change: bool = False,
 ) -> dict:
     """Run a training job described by ``cfg``; returns the summary (summary.json).
 
     ``resume``: a checkpoint path, "auto" for the newest complete checkpoint in
     ``cfg.out`` (a fresh start when there is none), or a checkpoint dict already loaded.
+    The run directory is locked for the whole job (rank 0 holds it): a second process
+    training into it fails at once, naming this one. A resume refuses data that changed
+    since the checkpoint unless ``allow_data_change`` (then recorded in the checkpoints).
     """
     from alexnet.checkpoint import find_latest_checkpoint, load_checkpoint
 
@@ -517,17 +553,20 @@ def train(
         if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
         else "cpu"
     )
+    lock = hold_lock(out, "train", name=f"--out {out}") if dist.is_main else nullcontext()
     try:
-        state = resume if isinstance(resume, dict) else None
-        if resume == "auto":
-            found = find_latest_checkpoint(out)
-            state = load_checkpoint(found, mmap=True) if found else None
-        elif isinstance(resume, (str, os.PathLike)):
-            state = load_checkpoint(resume, mmap=True)
-        if dist.is_main:
-            prepare_run_dir(out, resume=resume is not None, overwrite=overwrite)
-            save_config(cfg, out / "config.yaml")
-        barrier()
-        return Trainer(cfg, state, dist, callbacks).run()
+        with lock:
+            state = resume if isinstance(resume, dict) else None
+            if resume == "auto":
+                found = find_latest_checkpoint(out)
+                state = load_checkpoint(found, mmap=True) if found else None
+            elif isinstance(resume, (str, os.PathLike)):
+                state = load_checkpoint(resume, mmap=True)
+            if dist.is_main:
+                prepare_run_dir(out, resume=resume is not None, overwrite=overwrite)
+                save_config(cfg, out / "config.yaml")
+            barrier()
+            trainer = Trainer(cfg, state, dist, callbacks, allow_data_change)
+            return trainer.run()
     finally:
         shutdown()

@@ -49,6 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     g.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="resume although the data changed since the checkpoint (images added, removed "
+        "or replaced): the run continues on the new data and records that it did",
+    )
+    g.add_argument(
         "--print-config",
         action="store_true",
         help="print the resolved settings as YAML (config.yaml's content) and exit",
@@ -127,5 +133,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from alexnet.runner import run_training
 
-    run_training(cfg, resume=resume, overwrite=args.overwrite)
+    run_training(
+        cfg, resume=resume, overwrite=args.overwrite, allow_data_change=args.allow_data_change
+    )
     return 0
