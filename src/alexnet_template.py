@@ -141,7 +141,8 @@ def ten_crop_probabilities(model: nn.Module, images: Tensor, size: int = 227) ->
     """§4.1 test time: softmax averaged over the four corner patches, the centre patch and
     their mirrors. images (B, 3, R, R) -> (B, num_classes)."""
     e, c = images.shape[-1] - size, (images.shape[-1] - size) // 2
-    crops = [images[:, :, t : t + size, l : l + size] for t, l in ((0, 0), (0, e), (e, 0), (e, e), (c, c))]  # fmt: skip
+    origins = ((0, 0), (0, e), (e, 0), (e, e), (c, c))
+    crops = [images[:, :, t : t + size, l : l + size] for t, l in origins]
     crops += [crop.flip(-1) for crop in crops]
     return torch.stack([model(crop).softmax(-1) for crop in crops]).mean(0)
 
@@ -191,7 +192,9 @@ def train(steps=40, batch_size=16, num_classes=4, lr=0.02, init="kaiming", seed=
         images, labels = draw_batch(32, num_classes, g)
         with torch.no_grad():
             probs = ten_crop_probabilities(model.eval(), images)
-        print(f"10-crop accuracy on 32 new images: {(probs.argmax(1) == labels).float().mean():.0%}")
+        print(
+            f"10-crop accuracy on 32 new images: {(probs.argmax(1) == labels).float().mean():.0%}"
+        )
     return losses
 
 

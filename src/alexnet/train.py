@@ -167,7 +167,8 @@ class Trainer:
             pre = {**pre, **_explicit_preprocessing(cfg, pretrained.preprocessing)}
         self.data = build_data(cfg, dist, self.device, pre)
         self.fingerprints = {
-            split: fingerprint(ds) for split, ds in zip(("train", "val"), self.data.datasets)
+            split: fingerprint(ds)
+            for split, ds in zip(("train", "val"), self.data.datasets, strict=True)
         }
         self.data_changes: list[dict] = []
         mb = build_model(

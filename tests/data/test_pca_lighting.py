@@ -4,6 +4,7 @@ eigvec @ (alpha * eigval) to every pixel, drawn alphas have the stated spread.""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from alexnet.data import IMAGENET_STATS, PCALighting
@@ -41,3 +42,20 @@ def test_drawn_alphas_have_the_stated_spread():
     offsets = torch.stack([lighting.offset(generator=g) for _ in range(4000)])  # (N, 3)
     torch.testing.assert_close(offsets.std(0), 0.1 * eigval, rtol=0.05, atol=0)
     assert offsets.mean(0).abs().max() < 0.1 * 0.2 * 0.05
+
+
+def test_lighting_conventions():
+    """ "eigval" offsets by eigvec @ (alpha * eigval) (§4.1's formula on the 0-1 scale);
+    "std" by eigvec @ (alpha * sqrt(eigval)) (cuda-convnet2's): components 2 and 3 much
+    stronger for ImageNet's eigenvalues."""
+    alpha = torch.tensor([0.1, -0.2, 0.05])
+    eigval = torch.tensor(IMAGENET_STATS.eigval, dtype=torch.float64)
+    eigvec = torch.tensor(IMAGENET_STATS.eigvec, dtype=torch.float64)
+    for convention, m in (("eigval", eigval), ("std", eigval.sqrt())):
+        lighting = PCALighting(0.1, IMAGENET_STATS.eigval, IMAGENET_STATS.eigvec, convention)
+        want = (eigvec @ (alpha.double() * m)).float()
+        torch.testing.assert_close(lighting.offset(alpha), want, rtol=1e-6, atol=1e-7)
+    ratio = eigval.sqrt() / eigval
+    assert ratio[1] > 7 and ratio[2] > 14  # components 2 and 3: 7x and 15x stronger
+    with pytest.raises(ValueError, match="lighting convention"):
+        PCALighting(0.1, convention="sqrt")

@@ -152,3 +152,58 @@ def test_defaults_are_imagenet_stats_and_reject_bad_options():
         eval_transform(300)
     with pytest.raises(TypeError, match="uint8"):
         square_uint8(torch.zeros(3, 8, 8))
+
+
+def _photos(cifar10_dir=None):
+    """Images of the sizes and shapes photos come in (and CIFAR-10's real ones if given)."""
+    rng = np.random.default_rng(0)
+    shapes = [(375, 500), (500, 333), (256, 256), (32, 32), (1000, 257), (227, 301)]
+    yield from (Image.fromarray(rng.integers(0, 256, (*s, 3), dtype=np.uint8)) for s in shapes)
+    if cifar10_dir is not None:
+        for path in sorted(cifar10_dir.glob("test/*/*.jpg"))[::500]:  # 20 real photos
+            yield Image.open(path).convert("RGB")
+
+
+def test_imported_torchvision_weights_see_torchvision_preprocessing(tmp_path):
+    """evaluate/predict's transform of an imported torchvision checkpoint equals
+    AlexNet_Weights.IMAGENET1K_V1.transforms() (max input difference <= 1e-5)."""
+    from torchvision.models import AlexNet_Weights
+
+    from alexnet.data.transforms import transform_from_preprocessing
+    from alexnet.export.torchvision_weights import torchvision_preprocessing
+
+    theirs = AlexNet_Weights.IMAGENET1K_V1.transforms()
+    ours = transform_from_preprocessing(torchvision_preprocessing())
+    for img in _photos():
+        assert (ours(img) - theirs(img)).abs().max().item() <= 1e-5
+
+
+@pytest.mark.slow
+def test_torchvision_preprocessing_on_real_photos(cifar10_tarball, monkeypatch, tmp_path):
+    from torchvision.models import AlexNet_Weights
+
+    from alexnet.data.sources import _tree_root, extract_archive
+    from alexnet.data.transforms import transform_from_preprocessing
+    from alexnet.export.torchvision_weights import torchvision_preprocessing
+
+    root = _tree_root(extract_archive(cifar10_tarball))
+    theirs = AlexNet_Weights.IMAGENET1K_V1.transforms()
+    ours = transform_from_preprocessing(torchvision_preprocessing())
+    worst = max((ours(img) - theirs(img)).abs().max().item() for img in _photos(root))
+    assert worst <= 1e-5
+
+
+@pytest.mark.parametrize("mode", ["square", "warp", "shorter"])
+def test_resize_modes(mode):
+    """square: the central square of the shorter side (§2); warp: the whole image squeezed
+    (Caffe); shorter: aspect kept and crops from the whole resized image (torchvision)."""
+    from alexnet.data.transforms import EvalTransform, resized_uint8
+
+    img = Image.new("RGB", (400, 200), (10, 20, 30))
+    img.paste((200, 0, 0), (0, 0, 100, 200))  # the left quarter is red
+    x = resized_uint8(img, 256, mode)
+    want = {"square": (256, 256), "warp": (256, 256), "shorter": (256, 512)}[mode]
+    assert tuple(x.shape[1:]) == want
+    left_red = bool(x[0, 128, 5] > 150)
+    assert left_red == (mode != "square")  # the square crop cuts the red quarter away
+    assert EvalTransform(227, resize_mode=mode, ten_crop=True)(img).shape == (10, 3, 227, 227)

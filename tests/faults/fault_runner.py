@@ -1,12 +1,12 @@
 """The `alexnet` CLI with a fault installed as a training callback (the loop's hook for tests):
 
-    python tests/faults/fault_runner.py nan:K -- train ...           every weight NaN before step K
-    python tests/faults/fault_runner.py signal:SIG:K -- train ...    the process sends itself SIG
-                                                                      after optimizer step K
-    python tests/faults/fault_runner.py epoch-end:SIG:E -- train ... SIG once epoch E is saved
-    python tests/faults/fault_runner.py validation:SIG -- train ...  SIG during the process's
-                                                                      first validation
-    python tests/faults/fault_runner.py kill:K -- train ...          SIGKILL after step K
+python tests/faults/fault_runner.py nan:K -- train ...           every weight NaN before step K
+python tests/faults/fault_runner.py signal:SIG:K -- train ...    the process sends itself SIG
+                                                                  after optimizer step K
+python tests/faults/fault_runner.py epoch-end:SIG:E -- train ... SIG once epoch E is saved
+python tests/faults/fault_runner.py validation:SIG -- train ...  SIG during the process's
+                                                                  first validation
+python tests/faults/fault_runner.py kill:K -- train ...          SIGKILL after step K
 """
 
 from __future__ import annotations

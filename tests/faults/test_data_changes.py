@@ -41,7 +41,15 @@ def test_images_added_are_refused_then_allowed_and_recorded(
     assert r.returncode == 0, r.stderr
     ck = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ck["epoch"] == 2 and ck["data_fingerprint"]["train"]["count"] == 27
-    assert ck["data_changes"] == [{"step": 6, "changes": ["3 images added to train (24 -> 27)"]}]
+    assert ck["data_changes"] == [
+        {
+            "step": 6,
+            "changes": [
+                "3 images added to train (24 -> 27)",
+                "images per class in train: 'circle' 8 -> 11",
+            ],
+        }
+    ]
 
 
 def test_moved_data_is_accepted_and_resume_stays_exact(

@@ -59,7 +59,7 @@ def test_second_train_into_a_running_run_fails_naming_the_first(
     )
     try:
         deadline = time.time() + 300
-        while not (out / "checkpoints" / "last.pt").exists() and time.time() < deadline:
+        while not (out / "metrics.jsonl").exists() and time.time() < deadline:
             time.sleep(0.2)  # its first epoch is saved: it is training
         metrics = (out / "metrics.jsonl").read_bytes()
         for extra in (["--resume", "auto"], ["--overwrite"]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -138,3 +139,55 @@ def test_unknown_preset_and_data_file(tmp_path, capsys):
     f.write_text("x")
     assert main(["train", "--data", str(f), "--out", str(tmp_path / "o")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_tarball_data_for_train_evaluate_and_visualize(tiny_data, tmp_path, monkeypatch):
+    """--data takes a .tar.gz of an ImageFolder tree in train, evaluate and visualize."""
+    import tarfile
+
+    monkeypatch.setenv("ALEXNET_CACHE_DIR", str(tmp_path / "cache"))
+    archive = tmp_path / "tiny.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tiny_data, arcname="tiny")
+    out = tmp_path / "run"
+    common = ["--workers", "0", "--device", "cpu", "--amp", "off", "--quiet"]
+    argv = ["train", "--data", str(archive), "--out", str(out), "--epochs", "1"]
+    assert main([*argv, "--batch-size", "4", "--normalize", "channel", *common]) == 0
+    ckpt = str(out / "checkpoints" / "last.pt")
+    assert main(["evaluate", ckpt, "--data", str(archive), "--json", "--workers", "0"]) == 0
+    png = tmp_path / "p.png"
+    assert main(["visualize", "predictions", ckpt, "--data", str(archive), "--out", str(png)]) == 0
+    assert png.stat().st_size > 1000
+
+
+def test_tensorboard_event_files(tiny_data, tmp_path, train_config):
+    """With the tensorboard package installed, RUN/tb/ gets every epoch's metrics and lr."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    run_training(train_config(tiny_data, out, epochs=2))
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train_loss", "val_top1_error", "val_top5_error", "lr"} <= tags
+    assert [e.step for e in events.Scalars("val_top1_error")] == [1, 2]
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [e.value for e in events.Scalars("lr")] == pytest.approx([r["lr"] for r in records])
+
+
+def test_augmentation_on_the_device_from_a_packed_store(tiny_data, tmp_path, train_config):
+    """--augment-on device: the store's uint8 batches go through batch_augment in the loop
+    (what a GPU run from a store does); the run is exact on resume too."""
+    from alexnet.data import prepare_store
+
+    store = tmp_path / "store"
+    prepare_store(tiny_data, store, size=256)
+    over = dict(augment_on="device", epochs=2)
+    run_training(train_config(store, tmp_path / "a", **over))
+    train(train_config(store, tmp_path / "b", **dict(over, epochs=1)))
+    train(train_config(store, tmp_path / "b", **over), resume="auto")
+    assert_same_weights(weights(tmp_path / "a" / "checkpoints" / "last.pt"),
+                        weights(tmp_path / "b" / "checkpoints" / "last.pt"))  # fmt: skip
+    with pytest.raises(Exception, match="packed store"):
+        train(train_config(tiny_data, tmp_path / "c", augment_on="device"))

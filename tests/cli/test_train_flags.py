@@ -1,0 +1,119 @@
+"""`alexnet train`'s flags are generated from TrainConfig and the model registry: every
+setting has one, with its type, choices and documentation; --print-config shows the
+resolved settings as config.yaml holds them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from alexnet.cli import build_parser, main
+from alexnet.cli.settings import field_docs
+from alexnet.config import TrainConfig
+from alexnet.models import list_models, model_info
+
+
+def _train_parser():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return sub.choices["train"]
+
+
+def test_every_setting_has_a_documented_flag():
+    parser = _train_parser()
+    flags = {s for a in parser._actions for s in a.option_strings}
+    docs, groups = field_docs(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in flags, flag
+        assert docs.get(f.name), f"{f.name} has no docstring (its --help text)"
+        assert groups[f.name] != "settings", f"{f.name} is in no '# ---- ' section"
+    help_text = parser.format_help()
+    assert "--step-iterations" in help_text and "Caffe's stepsize" in help_text
+    assert "{paper,torch}" in help_text  # choices from Literal types
+
+
+def test_every_model_option_has_a_flag():
+    parser = _train_parser()
+    flags = {s for a in parser._actions for s in a.option_strings}
+    for name in list_models():
+        for option in model_info(name).options:
+            if option != "input_size":  # the --input-size setting
+                assert "--" + option.replace("_", "-") in flags, option
+
+
+def _print_config(capsys, *argv) -> dict:
+    assert main(["train", "--print-config", *argv]) == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_flags_set_settings_and_model_options(capsys, tiny_data):
+    cfg = _print_config(
+        capsys,
+        "--data", str(tiny_data),
+        "--preset", "paper",
+        "--lr", "0.02",
+        "--no-skip-bad",
+        "--sgd-form", "torch",
+        "--max-steps", "7",
+        "--dropout-form", "inverted",
+        "--lrn-k", "1",
+        "--no-lrn-alpha-over-n",
+        "--demo", "{seed: 3}",
+    )  # fmt: skip
+    assert cfg["lr"] == 0.02 and cfg["sgd_form"] == "torch" and cfg["max_steps"] == 7
+    assert cfg["skip_bad"] is False and cfg["demo"] == {"seed": 3}
+    # the preset's model options stay, the flags' are merged over them
+    assert cfg["model_kwargs"] == {
+        "init": "paper",
+        "dropout_form": "inverted",
+        "lrn_k": 1.0,
+        "lrn_alpha_over_n": False,
+    }
+    assert cfg["normalize"] == "pixel" and cfg["resize_mode"] == "square"  # the paper preset
+
+
+def test_print_config_is_config_yaml(capsys, tiny_data, tmp_path):
+    out = tmp_path / "run"
+    argv = ["--data", str(tiny_data), "--out", str(out), "--epochs", "1", "--max-steps", "1"]
+    argv += ["--batch-size", "4", "--workers", "0", "--device", "cpu", "--amp", "off"]
+    argv += ["--normalize", "channel", "--quiet"]
+    printed = _print_config(capsys, *argv)
+    assert not out.exists()  # nothing started
+    assert main(["train", *argv]) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text()) == printed
+
+
+def test_choices_and_types_are_checked(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--sgd-form", "nesterov"])
+    assert "invalid choice: 'nesterov'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--model-kwargs", "[1, 2]"])
+    assert "expected a mapping" in capsys.readouterr().err
+
+
+def test_a_config_file_with_bad_values_is_reported_at_once(tmp_path, capsys):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("sgd_form: nesterov\nlr: fast\nresize_mode: crop\nfreeze: conv9\n")
+    assert main(["train", "--config", str(bad), "--print-config"]) == 2
+    err = capsys.readouterr().err
+    for needle in (
+        "--sgd-form must be one of paper, torch",
+        "--lr must be a float",
+        "--resize-mode",
+    ):
+        assert needle in err, needle
+
+
+def test_presets_resolve_and_validate(capsys):
+    for preset in ("paper", "caffe", "owt", "demo", "finetune"):
+        if preset == "finetune":
+            continue  # needs --init-from (tests/train/test_finetune.py)
+        cfg = _print_config(capsys, "--preset", preset, "--data", "demo")
+        assert cfg["model"] in list_models()
+    caffe = _print_config(capsys, "--preset", "caffe", "--data", "demo")
+    assert caffe["bias_lr_mult"] == 2.0 and caffe["bias_decay_mult"] == 0.0
+    assert caffe["step_iterations"] == 100_000 and caffe["max_steps"] == 450_000
+    assert caffe["model_kwargs"]["lrn_window"] == "layer" and caffe["resize_mode"] == "warp"
