@@ -58,7 +58,13 @@ from alexnet.runtime import (
     to_device,
 )
 from alexnet.schedule import LRSchedule
-from alexnet.trainsetup import build_data, build_model, build_optimizer
+from alexnet.trainsetup import (
+    build_data,
+    build_model,
+    build_optimizer,
+    preprocessing_of_weights,
+    pretrained_weights,
+)
 
 # Callbacks every run gets on top of its own: the hook the fault-injection tests install
 # (tests/faults/fault_runner.py) before calling the CLI.
@@ -159,12 +165,12 @@ class Trainer:
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
-        pretrained, self.origin = _pretrained(cfg, resume_state)
+        pretrained, self.origin = pretrained_weights(cfg, resume_state)
         pre = cfg.preprocessing()
         if resume_state is not None and resume_state.get("preprocessing"):
             pre = {**pre, **resume_state["preprocessing"]}  # its statistics too
         elif pretrained is not None:  # the weights are fed as they were trained
-            pre = {**pre, **_explicit_preprocessing(cfg, pretrained.preprocessing)}
+            pre = {**pre, **preprocessing_of_weights(cfg, pretrained.preprocessing)}
         self.data = build_data(cfg, dist, self.device, pre)
         self.fingerprints = {
             split: fingerprint(ds)
@@ -172,8 +178,9 @@ class Trainer:
         }
         self.data_changes: list[dict] = []
         mb = build_model(
-            cfg, len(self.data.classes), self.device, self.channels_last, dist, pretrained
-        )
+            cfg, len(self.data.classes), self.device, self.channels_last, dist, pretrained,
+            self.origin,
+        )  # fmt: skip
         self.model, self.model_without_ddp, self.model_kwargs = mb.model, mb.unwrapped, mb.kwargs
         self.frozen_norms, self.notes = mb.frozen_norms, mb.notes
         self.in_dev = getattr(self.model_without_ddp, "input_device", self.device)
@@ -490,43 +497,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _pretrained(cfg: TrainConfig, resume_state: dict | None):
-    """(the LoadedModel of --init-from, its origin record for checkpoints); a resumed run
-    has its weights already (None)."""
-    if cfg.init_from is None:
-        return None, None
-    if resume_state is not None:  # the checkpoint holds the weights and where they began
-        return None, resume_state.get("init_from")
-    from alexnet.loading import load_model
-
-    loaded = load_model(cfg.init_from)
-    if loaded.model_name != cfg.model:
-        raise UserError(
-            f"--init-from {cfg.init_from} holds model {loaded.model_name!r}, the run "
-            f"trains {cfg.model!r}: pass --model {loaded.model_name}",
-            exit_code=2,
-        )
-    origin = {
-        "file": str(cfg.init_from),
-        "model_name": loaded.model_name,
-        "classes": len(loaded.classes),
-    }
-    return loaded, origin
-
-
-def _explicit_preprocessing(cfg: TrainConfig, pre: dict) -> dict:
-    """A weights file's preprocessing for what ``cfg`` leaves to "auto"."""
-    out = {}
-    if cfg.input_size is None and pre.get("input_size"):
-        out["input_size"] = int(pre["input_size"])
-    for key in ("resize_mode", "normalize"):
-        if getattr(cfg, key) == "auto" and pre.get(key):
-            out[key] = pre[key]
-    if pre.get("stats"):
-        out["stats"] = pre["stats"]
-    return out
 
 
 def train(

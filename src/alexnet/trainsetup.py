@@ -262,6 +262,45 @@ def freeze_layers(model: nn.Module, model_name: str, upto: str) -> list[nn.Modul
     return norms
 
 
+def pretrained_weights(
+    cfg: TrainConfig, resume_state: dict | None
+) -> tuple[LoadedModel | None, dict | None]:
+    """(the LoadedModel of --init-from, its origin record for checkpoints); a resumed run
+    has its weights already (None)."""
+    if cfg.init_from is None:
+        return None, None
+    if resume_state is not None:  # the checkpoint holds the weights and where they began
+        return None, resume_state.get("init_from")
+    from alexnet.loading import load_model
+
+    loaded = load_model(cfg.init_from)
+    if loaded.model_name != cfg.model:
+        raise UserError(
+            f"--init-from {cfg.init_from} holds model {loaded.model_name!r}, the run "
+            f"trains {cfg.model!r}: pass --model {loaded.model_name}",
+            exit_code=2,
+        )
+    origin = {
+        "file": str(cfg.init_from),
+        "model_name": loaded.model_name,
+        "classes": len(loaded.classes),
+    }
+    return loaded, origin
+
+
+def preprocessing_of_weights(cfg: TrainConfig, pre: dict) -> dict:
+    """A weights file's preprocessing for what ``cfg`` leaves to "auto"."""
+    out = {}
+    if cfg.input_size is None and pre.get("input_size"):
+        out["input_size"] = int(pre["input_size"])
+    for key in ("resize_mode", "normalize"):
+        if getattr(cfg, key) == "auto" and pre.get(key):
+            out[key] = pre[key]
+    if pre.get("stats"):
+        out["stats"] = pre["stats"]
+    return out
+
+
 def build_model(
     cfg: TrainConfig,
     num_classes: int,
@@ -269,20 +308,30 @@ def build_model(
     channels_last: bool,
     dist: DistInfo,
     pretrained: LoadedModel | None = None,
+    origin: dict | None = None,
 ) -> ModelBundle:
     """The network of ``cfg`` (from ``pretrained``'s weights when fine-tuning), on its
-    device, wrapped for DDP / model parallelism / compile as ``cfg`` asks."""
+    device, wrapped for DDP / model parallelism / compile as ``cfg`` asks. ``origin``
+    (``pretrained_weights``'s record, kept in checkpoints) gets ``replaced_head``; a
+    resumed fine-tuning run passes only it, to rebuild the same parameter groups."""
     kwargs = cfg.model_kwargs_resolved()
     try:
         model = create_model(cfg.model, num_classes=num_classes, **kwargs)
     except ValueError as e:
         raise UserError(str(e), exit_code=2) from None
     bundle = ModelBundle(model, model, kwargs)
+    head = model_info(cfg.model).head
     if pretrained is not None:
-        head = model_info(cfg.model).head
         bundle.pretrained, bundle.notes = init_from_weights(
             model, pretrained, head, pretrained.source
         )
+        if origin is not None:
+            origin["replaced_head"] = not any(n.startswith(head + ".") for n in bundle.pretrained)
+    elif origin is not None:
+        replaced = origin.get("replaced_head", False)
+        bundle.pretrained = {
+            n for n, _ in model.named_parameters() if not (replaced and n.startswith(head + "."))
+        }
     if cfg.freeze is not None:
         bundle.frozen_norms = freeze_layers(model, cfg.model, cfg.freeze)
     if cfg.model_parallel:
@@ -324,14 +373,14 @@ def param_groups(
             continue
         key = (name.endswith("bias"), name in pretrained)
         groups.setdefault(key, []).append(p)
-    out = []
+    merged: dict[tuple[float, float], list[nn.Parameter]] = {}  # same multipliers: one group
     for (bias, backbone), params in groups.items():
         lr_mult = (cfg.bias_lr_mult if bias else 1.0) * (cfg.backbone_lr_mult if backbone else 1.0)
         decay = cfg.weight_decay * (cfg.bias_decay_mult if bias else 1.0)
-        out.append({"params": params, "lr_mult": lr_mult, "weight_decay": decay})
-    if all(g["lr_mult"] == 1.0 and g["weight_decay"] == cfg.weight_decay for g in out):
-        out = [{"params": [p for g in out for p in g["params"]], "lr_mult": 1.0}]
-    return out
+        merged.setdefault((lr_mult, decay), []).extend(params)
+    if list(merged) == [(1.0, cfg.weight_decay)]:
+        return [{"params": merged[(1.0, cfg.weight_decay)], "lr_mult": 1.0}]
+    return [{"params": p, "lr_mult": m, "weight_decay": d} for (m, d), p in merged.items()]
 
 
 def build_optimizer(

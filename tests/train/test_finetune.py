@@ -44,6 +44,7 @@ def test_finetune_replaces_fc8_freezes_and_records_its_origin(
         "file": str(tmp_path / "pre.pt"),
         "model_name": "alexnet",
         "classes": 5,
+        "replaced_head": True,
     }
     assert ck["config"]["init_from"] == str(tmp_path / "pre.pt")
     # the weights are fed as they were trained: the file's preprocessing
