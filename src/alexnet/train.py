@@ -438,6 +438,8 @@ class Trainer:
             "images_per_second": p["seen"] * self.dist.world_size / max(p["seconds"], 1e-9),
             "seconds": p["seconds"] + time.time() - t0,
         }
+        if self.device.type == "cuda":  # the peak since the run (or resume) began
+            rec["max_memory_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         if partial:
             rec["partial"] = True
         self.records.append(rec)
@@ -452,7 +454,9 @@ class Trainer:
         log.line(
             f"epoch {rec['epoch']}: train loss {rec['train_loss']:.4f}, val top-1 error "
             f"{rec['val_top1_error']:.2%}, top-5 {rec['val_top5_error']:.2%}, "
-            f"{rec['images_per_second']:.1f} img/s" + (" (lr divided)" if decayed else "")
+            f"{rec['images_per_second']:.1f} img/s"
+            + (f", {rec['max_memory_gib']:.1f} GiB peak" if "max_memory_gib" in rec else "")
+            + (" (lr divided)" if decayed else "")
         )
         if self.dist.is_main:
             state = self.state()
