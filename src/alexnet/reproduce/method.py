@@ -44,7 +44,7 @@ class MethodConfig:
     """Training images per class (CIFAR-10 has 5,000)."""
     test_per_class: int = 100
     """Test images per class (CIFAR-10 has 1,000)."""
-    epochs: int = 5
+    epochs: int = 4
     """Epochs per model."""
     models: int = 2
     """Models averaged (§6 averaged five)."""
