@@ -140,6 +140,14 @@ def build_data(
         train_tf = train_transform(size, stats, color_jitter=cfg.color_jitter, **lighting, **common)
         val_tf = eval_transform(size, stats, **common)
     train_base = build_dataset(source, "train", train_tf, skip_bad=cfg.skip_bad)
+    packed = getattr(train_base, "resize_mode", None)
+    if packed is not None and packed != common["resize_mode"]:
+        raise UserError(
+            f"{source} holds images resized as {packed!r}, the run resizes as "
+            f"{common['resize_mode']!r}: pack it with `alexnet prepare SRC DST --resize-mode "
+            f"{common['resize_mode']}` or pass --resize-mode {packed}",
+            exit_code=2,
+        )
     val_ds = build_dataset(source, "val", val_tf, skip_bad=cfg.skip_bad)
     classes = list(train_base.classes)
     if list(val_ds.classes) != classes:

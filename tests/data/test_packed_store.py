@@ -159,3 +159,33 @@ def test_missing_split_and_bad_size(make_tree, tmp_path):
     with pytest.raises(UserError, match="val or .*test: no such directory"):
         prepare_store(root, tmp_path / "s")
     assert not (tmp_path / "s").exists()
+
+
+def test_warp_store_and_the_resize_mode_check(tmp_path):
+    """--resize-mode warp packs whole images squeezed to SIZExSIZE and records it; a run
+    that resizes otherwise refuses the store with the command that repacks it."""
+    from PIL import Image
+
+    from alexnet.config import TrainConfig
+    from alexnet.data import prepare_store
+    from alexnet.distributed import DistInfo
+    from alexnet.errors import UserError
+    from alexnet.trainsetup import build_data
+
+    root = tmp_path / "src"
+    for split in ("train", "val"):
+        d = root / split / "a"
+        d.mkdir(parents=True)
+        img = Image.new("RGB", (64, 32), (0, 0, 255))
+        img.paste((255, 0, 0), (0, 0, 16, 32))  # the left quarter is red
+        img.save(d / "x.png")
+    store = tmp_path / "store"
+    prepare_store(root, store, size=32, resize_mode="warp", stats=False)
+    ds = PackedDataset(store, "train")
+    assert ds.resize_mode == "warp" and ds[0][0][0, 16, 2] > 200  # red survives: not cropped
+    cfg = TrainConfig(data=str(store), batch_size=1, workers=0, resize=32)
+    pre = {**cfg.preprocessing(), "input_size": 24}  # resize_mode "square", the paper's
+    with pytest.raises(UserError, match="--resize-mode warp"):
+        build_data(cfg, DistInfo(), torch.device("cpu"), pre)
+    bundle = build_data(cfg, DistInfo(), torch.device("cpu"), {**pre, "resize_mode": "warp"})
+    assert bundle.train_size == 1

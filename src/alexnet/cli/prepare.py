@@ -28,6 +28,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", metavar="SRC", help="ImageFolder root (train/ and val/) or its tarball")
     p.add_argument("dst", metavar="DST", nargs="?", help="store folder to create")
     p.add_argument("--size", type=int, default=256, help="side of the stored images (256)")
+    p.add_argument(
+        "--resize-mode",
+        choices=("square", "warp"),
+        default="square",
+        help="square: shorter side to SIZE, the central square (§2); warp: the whole image "
+        "squeezed to SIZE x SIZE (Caffe, for --preset caffe)",
+    )
     p.add_argument("--workers", type=int, default=1, help="decoding processes (1)")
     p.add_argument(
         "--skip-bad",
@@ -76,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         args.src,
         args.dst,
         size=args.size,
+        resize_mode=args.resize_mode,
         workers=args.workers,
         skip_bad=args.skip_bad,
         stats=args.stats is not False,

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from alexnet.errors import UserError
 from alexnet.lock import hold_destination_lock
@@ -71,6 +72,7 @@ def prepare_store(
     dst: str | os.PathLike,
     *,
     size: int = 256,
+    resize_mode: str = "square",
     workers: int = 1,
     skip_bad: bool = False,
     stats: bool = True,
@@ -80,12 +82,19 @@ def prepare_store(
 ) -> PrepareReport:
     """Pack ``src/train`` and ``src/val`` (or ``src/test``) into the store ``dst``.
 
-    A bad image stops with ``BadImageError`` naming it, or with ``skip_bad`` is left
-    out and listed in the report. ``force`` replaces an existing ``dst``.
+    ``resize_mode``: "square" (§2: shorter side to ``size``, the central square) or
+    "warp" (Caffe's: the whole image squeezed to ``size`` x ``size``); recorded in
+    meta.json, and training checks it against its own. A bad image stops with
+    ``BadImageError`` naming it, or with ``skip_bad`` is left out and listed in the
+    report. ``force`` replaces an existing ``dst``.
     """
     t0 = time.perf_counter()
     if size < 1:
         raise UserError(f"--size must be >= 1, got {size}")
+    if resize_mode not in ("square", "warp"):
+        raise UserError(
+            f"--resize-mode must be square or warp (a store holds squares), got {resize_mode!r}"
+        )
     dst = Path(dst)
     with hold_destination_lock(dst, "prepare"):  # a second prepare into DST fails here
         dirs = {s: find_split_dir(src, s) for s in SPLITS}
@@ -97,7 +106,9 @@ def prepare_store(
         tmp = Path(tempfile.mkdtemp(prefix=f"{dst.name}.tmp-", dir=dst.parent))
         report = PrepareReport(path=dst)
         try:
-            write = partial(_write_split, tmp, size, workers, skip_bad, progress, report)
+            write = partial(
+                _write_split, tmp, (size, resize_mode), workers, skip_bad, progress, report
+            )
             splits = {}
             for split in SPLITS:
                 report.ignored[split] = scans[split][2].ignored
@@ -112,6 +123,7 @@ def prepare_store(
                 "format": FORMAT,
                 "version": VERSION,
                 "size": size,
+                "resize_mode": resize_mode,
                 "layout": "NCHW uint8",
                 "classes": classes,
                 "splits": splits,
@@ -127,14 +139,14 @@ def prepare_store(
     return report
 
 
-def _write_split(tmp, size, workers, skip_bad, progress, report, split, root, samples) -> dict:
+def _write_split(tmp, resize, workers, skip_bad, progress, report, split, root, samples) -> dict:
     """Pack one split (``samples`` found under ``root``) into ``tmp`` -> its meta.json
     entry, with the digest of the kept files' names and sizes (``fingerprint``); the
     report gets its counts."""
     labels, kept, bad = _pack_split(
         samples,
         tmp / f"{split}.u8",
-        size,
+        resize,
         workers,
         skip_bad,
         lambda d, n: progress and progress(split, d, n),
@@ -161,14 +173,15 @@ def _remap(scan: tuple[list, list[str], ScanReport], classes: list[str]) -> list
     return [(p, index[val_classes[t]]) for p, t in samples]
 
 
-def _pack_split(samples, out: Path, size: int, workers: int, skip_bad: bool, progress):
-    """Fill ``out`` with the samples' pixels -> (labels of the kept images, their sample
-    indices, bad messages)."""
+def _pack_split(samples, out: Path, resize, workers: int, skip_bad: bool, progress):
+    """Fill ``out`` with the samples' pixels resized as ``resize`` = (size, mode) says ->
+    (labels of the kept images, their sample indices, bad messages)."""
+    size, mode = resize
     n, per_image = len(samples), 3 * size * size
     with open(out, "wb") as f:
         f.truncate(n * per_image)
     paths = [p for p, _ in samples]
-    jobs = [(str(out), n, size, i, paths[i : i + CHUNK]) for i in range(0, n, CHUNK)]
+    jobs = [(str(out), n, resize, i, paths[i : i + CHUNK]) for i in range(0, n, CHUNK)]
     bad: dict[int, str] = {}
     pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
     try:
@@ -192,14 +205,18 @@ def _pack_split(samples, out: Path, size: int, workers: int, skip_bad: bool, pro
     return labels, keep, [bad[i] for i in sorted(bad)]
 
 
-def _pack_chunk(job: tuple[str, int, int, int, list[str]]) -> list[tuple[int, str]]:
+def _pack_chunk(job: tuple[str, int, tuple, int, list[str]]) -> list[tuple[int, str]]:
     """Worker: decode, rescale and write images ``start..`` -> [(index, error message)]."""
-    out, n, size, start, paths = job
+    out, n, (size, mode), start, paths = job
     images = np.memmap(out, dtype=np.uint8, mode="r+", shape=(n, 3, size, size))
     errors = []
     for i, path in enumerate(paths, start):
         try:
-            img = resize_center_crop(load_image(path, draft_size=size), size)
+            img = load_image(path, draft_size=size)
+            if mode == "warp":
+                img = img if img.size == (size, size) else img.resize((size, size), Image.BILINEAR)
+            else:
+                img = resize_center_crop(img, size)
         except BadImageError as e:
             errors.append((i, str(e)))
             continue

@@ -110,6 +110,7 @@ class PackedDataset(Dataset):
             raise UserError(f"{display_path(self.root)}: no split {split!r} (has: {have})")
         info = self.meta["splits"][split]
         self.size = int(self.meta["size"])
+        self.resize_mode: str = self.meta.get("resize_mode", "square")  # how it was packed
         self.classes: list[str] = list(self.meta["classes"])
         self.targets = np.load(self.root / info["labels"])  # (N,) int64
         self.shape = (int(info["count"]), 3, self.size, self.size)
