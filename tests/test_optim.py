@@ -8,7 +8,7 @@ import torch
 from alexnet.config import TrainConfig
 from alexnet.models import create_model
 from alexnet.optim import PaperSGD
-from alexnet.train import set_learning_rate
+from alexnet.step import set_learning_rate
 from alexnet.trainsetup import build_optimizer, param_groups
 
 

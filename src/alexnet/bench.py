@@ -94,7 +94,7 @@ class _Case:
 
     def step(self) -> None:
         if self.mode == "train":  # alexnet train's step (its SGD is PaperSGD by default)
-            from alexnet.train import train_step
+            from alexnet.step import train_step
 
             train_step(
                 self.net, self.opt, self.scaler, self.x, self.y, device=self.device, amp=self.amp
@@ -246,7 +246,7 @@ def store_feeding(
     from alexnet.config import TrainConfig
     from alexnet.distributed import DistInfo
     from alexnet.runtime import default_channels_last, resolve_amp, resolve_device, to_device
-    from alexnet.train import train_step
+    from alexnet.step import train_step
     from alexnet.trainsetup import build_data, build_model, build_optimizer
 
     cfg = TrainConfig(
