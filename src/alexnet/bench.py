@@ -7,7 +7,12 @@ configuration's figure is its median over the rounds, so a busy machine slows
 all contenders alike.
 Ratios compare with torchvision's alexnet in the same mode, precision, format
 and compile setting ("vs tv"), and with torchvision's eager fp32 NCHW in the
-same mode ("vs tv fp32"). Inference in bf16 keeps the weights in bf16
+same mode ("vs tv fp32"), and with the machine: each round also times a large
+``torch.mm`` per dtype (``alexnet.machine.matmul_peak``), and a row's "peak" is the
+share of that peak it reaches, counting 2 x MACs per image for inference and
+6 x MACs (forward, and backward for inputs and weights) for a training step, with
+the MACs of ``alexnet.summary`` (0.72 G for alexnet at 227 px, 0.71 G for
+torchvision's at 224). Inference in bf16 keeps the weights in bf16
 (``runtime.prepare_model(..., inference_amp=...)``), so autocast casts only
 the input; training steps run as ``alexnet train``'s: autocast, float32 weights.
 """
@@ -25,8 +30,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from alexnet.errors import UserError
+from alexnet.machine import AMP_DTYPES, matmul_peak
 from alexnet.models import create_model
 from alexnet.runtime import autocast, prepare_model
+from alexnet.summary import summarize
 
 MODELS = ("alexnet", "alexnet_owt", "torchvision")
 MODES = ("train", "infer")
@@ -45,6 +52,9 @@ class BenchRow:
     images_per_second: float
     vs_torchvision: float | None = None
     vs_torchvision_fp32: float | None = None
+    gflops: float | None = None  # achieved: FLOPs per image x images/s / 1e9
+    peak_gflops: float | None = None  # the matmul peak of the row's dtype, same run
+    peak_share: float | None = None  # gflops / peak_gflops
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,6 +67,15 @@ def _build(name: str) -> tuple[nn.Module, int]:
         return torchvision.models.alexnet(weights=None), 224
     model = create_model(name, num_classes=1000)
     return model, getattr(getattr(model, "config", None), "input_size", 224)
+
+
+def _flops_per_image(models: Sequence[str]) -> dict[tuple[str, str], float]:
+    """(model, mode) -> FLOPs per image: 2 x MACs to infer, 6 x MACs to train."""
+    out = {}
+    for name in models:
+        macs = summarize(*_build(name)).macs
+        out[(name, "infer")], out[(name, "train")] = 2.0 * macs, 6.0 * macs
+    return out
 
 
 class _Case:
@@ -154,7 +173,11 @@ def run_bench(
     # One configuration in memory at a time (a training case holds weights, gradients
     # and momentum: ~0.7 GB for these models), rebuilt each round outside the timing.
     samples: dict[tuple, list[float]] = {k: [] for k in keys}
+    peaks: dict[str, list[float]] = {k[2]: [] for k in keys}  # amp -> torch.mm FLOP/s per round
+    flops = _flops_per_image(models)
     for _ in range(rounds):
+        for a, v in peaks.items():
+            v.append(matmul_peak(dev, AMP_DTYPES[a]))
         for k in keys:
             case = _Case(*k, batch_size, dev)
             for _ in range(warmup):
@@ -165,10 +188,12 @@ def run_bench(
             if progress is not None:
                 progress.update(1)
     ips = {k: statistics.median(v) for k, v in samples.items()}
+    peak = {a: statistics.median(v) / 1e9 for a, v in peaks.items()}
     rows = []
     for (model, mode, amp, fmt, comp), v in ips.items():
         tv = ips.get(("torchvision", mode, amp, fmt, comp))
         tv32 = ips.get(("torchvision", mode, "off", "nchw", False))
+        gflops = flops[(model, mode)] * v / 1e9 if (model, mode) in flops else None
         rows.append(
             BenchRow(
                 model,
@@ -180,6 +205,9 @@ def run_bench(
                 round(v, 2),
                 round(v / tv, 3) if tv else None,
                 round(v / tv32, 3) if tv32 else None,
+                round(gflops, 2) if gflops else None,
+                round(peak[amp], 2) if amp in peak else None,
+                round(gflops / peak[amp], 4) if gflops and amp in peak else None,
             )
         )
     return rows
@@ -188,15 +216,17 @@ def run_bench(
 def format_table(rows: Sequence[BenchRow]) -> str:
     head = (
         f"{'model':<12} {'mode':<6} {'amp':<5} {'format':<14} {'compile':<8} "
-        f"{'img/s':>9} {'vs tv':>7} {'vs tv fp32':>11}"
+        f"{'img/s':>9} {'vs tv':>7} {'vs tv fp32':>11} {'GFLOP/s':>8} {'peak':>6}"
     )
     lines = [head, "-" * len(head)]
     for r in sorted(rows, key=lambda r: (r.mode, r.amp, r.format, r.compiled, r.model)):
         f = lambda v: f"{v:.2f}x" if v is not None else "-"  # noqa: E731
+        share = f"{100 * r.peak_share:.0f}%" if r.peak_share is not None else "-"
         lines.append(
             f"{r.model:<12} {r.mode:<6} {r.amp:<5} {r.format:<14} "
             f"{'yes' if r.compiled else 'no':<8} {r.images_per_second:>9.1f} "
-            f"{f(r.vs_torchvision):>7} {f(r.vs_torchvision_fp32):>11}"
+            f"{f(r.vs_torchvision):>7} {f(r.vs_torchvision_fp32):>11} "
+            f"{r.gflops or 0:>8.1f} {share:>6}"
         )
     return "\n".join(lines)
 
