@@ -25,10 +25,17 @@ def _layers(size=5, beta=0.75, groups=2, alpha_over_size=False):
     return nn.ReLU(inplace=True), lrn, nn.MaxPool2d(3, 2)
 
 
+def _op(z, lrn):
+    """The custom op ReLULRNPool runs where it fuses (called directly: the module keeps
+    the three layers for bf16 NCHW backwards on narrow maps, where they are faster)."""
+    alpha = lrn.alpha / lrn.size if lrn.alpha_over_size else lrn.alpha
+    return torch.ops.alexnet.relu_lrn_pool(z, alpha, lrn.k, lrn.groups)
+
+
 def _run(z, layers, fuse: bool):
     z = z.clone().requires_grad_(True)
     relu, lrn, pool = layers
-    y = fused.ReLULRNPool(*layers)(z * 1) if fuse else pool(lrn(relu(z * 1)))
+    y = _op(z * 1, lrn) if fuse else pool(lrn(relu(z * 1)))
     g = torch.linspace(-1, 1, y.numel()).reshape(y.shape).to(y.dtype)
     y.backward(g.contiguous(memory_format=torch.channels_last))
     return y.detach(), z.grad
@@ -144,6 +151,16 @@ def test_the_three_modules_run_where_the_kernel_does_not_apply(monkeypatch):
     assert seen == [z.shape] and tail.fusable(z)
     monkeypatch.setenv("ALEXNET_LRN_KERNEL", "torch")
     assert not tail.fusable(z)
+
+
+def test_bf16_nchw_backward_on_narrow_maps_runs_the_three_layers():
+    tail = fused.ReLULRNPool(*_layers())
+    z = _conv_output((2, 16, 27, 27), torch.bfloat16, channels_last=False)
+    assert not tail.fusable(z.clone().requires_grad_(True))  # conv2's 27-wide maps
+    wide = _conv_output((2, 16, 55, 55), torch.bfloat16, channels_last=False)
+    assert tail.fusable(wide.requires_grad_(True)) == tail.fusable(z)  # conv1's: the kernel
+    with torch.no_grad():
+        assert tail.fusable(z.requires_grad_(True)) == tail.fusable(z.float())
 
 
 @needs_kernel

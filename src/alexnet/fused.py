@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from alexnet.nn import LocalResponseNorm
 from alexnet.ops import implementation
+from alexnet.ops._kernel import is_channels_last
 from alexnet.ops.fused import BETA, SIZE
 
 __all__ = ["ReLULRNPool"]
@@ -32,6 +33,21 @@ def _pair(v) -> tuple:
 def _hooked(m: nn.Module) -> bool:
     return bool(
         m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+    )
+
+
+def _slow_backward(z: Tensor) -> bool:
+    """bf16 NCHW maps narrower than 32 with a backward to run: there the fused backward,
+    which walks rows of W values, loses to the three layers (conv2's 27-wide maps at
+    batch 64: 291 vs 208 ms forward+backward; conv1's 55-wide maps: 263 vs 386 ms, fp32
+    conv2: 211 vs 300 ms; ``python benchmarks/bench_fused.py --bf16 --nchw``)."""
+    return (
+        z.dtype == torch.bfloat16
+        and z.dim() == 4
+        and z.shape[3] < 32
+        and not is_channels_last(z)
+        and torch.is_grad_enabled()
+        and z.requires_grad
     )
 
 
@@ -61,10 +77,13 @@ class ReLULRNPool(nn.Module):
 
     def fusable(self, z: Tensor) -> bool:
         """True when the fused op runs for z (no hooks on the children, the paper's
-        constants, the C kernels for z's device and dtype, a map of at least 3x3)."""
+        constants, the C kernels for z's device and dtype, a map of at least 3x3, and not
+        a bf16 NCHW backward on narrow maps, ``_slow_backward``)."""
         if not self._paper_layers() or any(_hooked(m) for m in (self.relu, self.lrn, self.pool)):
             return False
         if z.dim() != 4 or z.shape[2] < 3 or z.shape[3] < 3 or z.shape[1] % self.lrn.groups:
+            return False
+        if _slow_backward(z):
             return False
         return implementation(z) == "c"
 
