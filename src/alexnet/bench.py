@@ -98,6 +98,8 @@ class _Case:
         # can (runtime.prepare_model); training keeps float32 weights for the optimizer
         net = prepare_model(net, device, cl, inference_amp=amp if mode == "infer" else "off")
         net.train(mode == "train")
+        if compiled:  # each case compiles afresh: dynamo's recompile limit (8 per code
+            torch._dynamo.reset()  # object) would otherwise run later cases eagerly
         self.net = torch.compile(net) if compiled else net
         g = torch.Generator().manual_seed(0)
         x = torch.randn(batch_size, 3, size, size, generator=g).to(device)
