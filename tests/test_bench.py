@@ -97,5 +97,5 @@ def test_cli_table_names_the_machine_and_its_peak(capsys):
     assert main([*argv, "--warmup", "0", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "device: " in out and "threads" in out
-    assert "matmul peak (torch.mm 2048x2048, median of the rounds): fp32 " in out
+    assert "matmul peak (torch.mm 2048x2048, best of the rounds): fp32 " in out
     assert "GFLOP/s" in out

@@ -15,8 +15,9 @@ Speed. On the CPU the layer is the custom operator ``torch.ops.alexnet.lrn``
 write each way, 13-24x faster than PyTorch's layer, which pads a 5-D copy and runs
 ``avg_pool3d``: about 0.9 s for forward+backward of a 64x96x55x55 float32 tensor on the
 2-core CPU this project is developed on), chunked PyTorch ops for other dtypes. Eager
-mode, ``torch.compile`` and ``torch.export`` call the same op. On CUDA the formula runs
-as plain tensor ops, which ``torch.compile`` fuses into one kernel.
+mode, ``torch.compile`` and ``torch.export`` call the same op. On CUDA the op runs the
+chunked ops in eager mode, and under ``torch.compile`` the formula runs as plain tensor
+ops, which inductor fuses (``alexnet.ops.select`` decides, with the figures).
 ``python benchmarks/bench_lrn.py`` measures the ratio against PyTorch's layer
 (README, "Benchmarks").
 """

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     peaks = {r.amp: r.peak_gflops for r in rows if r.peak_gflops}
     n = 8192 if device.type == "cuda" else 2048
     named = (f"{'fp32' if a == 'off' else a} {v:,.0f} GFLOP/s" for a, v in peaks.items())
-    print(f"matmul peak (torch.mm {n}x{n}, median of the rounds): {', '.join(named)}")
+    print(f"matmul peak (torch.mm {n}x{n}, best of the rounds): {', '.join(named)}")
     if device.type == "cpu":
         print(f"LRN: {kernel_status()}")
     print(format_table(rows))

@@ -9,8 +9,9 @@
 Each has a fake implementation and its backward registered as autograd, so eager mode,
 ``torch.compile`` and ``torch.export`` call the same op on the CPU (modules ``lrn`` and
 ``fused``). ``select.implementation`` picks, per device and dtype, what runs: the C
-kernels, chunked PyTorch ops, or on CUDA the plain formula of ``formula``, which
-``torch.compile`` fuses. ``alexnet.export.onnx_ops`` translates the ops to ONNX.
+kernels, chunked PyTorch ops (``chunked``), or on CUDA under ``torch.compile`` the plain
+formula of ``formula``, which inductor fuses. ``alexnet.export.onnx_ops`` translates the
+ops to ONNX.
 """
 
 from . import fused as _fused  # noqa: F401  (registers relu_lrn_pool)

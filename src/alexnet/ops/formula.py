@@ -1,6 +1,5 @@
-"""The paper's LRN (§3.3) as plain tensor ops: what runs on CUDA (fused into one kernel
-by ``torch.compile``), and what the custom ops decompose to for exporters that do not
-know them."""
+"""The paper's LRN (§3.3) as plain tensor ops: what runs on CUDA under ``torch.compile``
+(inductor fuses it), and the meaning of the custom ops, for tests and other exporters."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from alexnet._kernels import lrn_library
 
-from ._kernel import call, dense, memory_format, pool_dims
+from ._kernel import ANY_LAYOUT, call, dense, memory_format, pool_dims
 from .lrn import check_input, forward_into
 from .select import implementation
 
@@ -48,7 +48,7 @@ def _lrn_of_relu(z: Tensor, alpha: float, k: float, groups: int) -> tuple[Tensor
     return a, b
 
 
-@torch.library.custom_op("alexnet::relu_lrn_pool", mutates_args=())
+@torch.library.custom_op("alexnet::relu_lrn_pool", mutates_args=(), tags=ANY_LAYOUT)
 def _relu_lrn_pool(z: Tensor, alpha: float, k: float, groups: int) -> Tensor:
     z = dense(z)
     out = _pooled(z, groups)
@@ -66,7 +66,7 @@ def _(z: Tensor, alpha: float, k: float, groups: int) -> Tensor:
     return _pooled(z, groups)
 
 
-@torch.library.custom_op("alexnet::relu_lrn_pool_backward", mutates_args=())
+@torch.library.custom_op("alexnet::relu_lrn_pool_backward", mutates_args=(), tags=ANY_LAYOUT)
 def _relu_lrn_pool_backward(z: Tensor, grad: Tensor, alpha: float, k: float, groups: int) -> Tensor:
     """dL/dz given grad = dL/d relu_lrn_pool(z), in z's dtype and memory format."""
     z = dense(z)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from alexnet._kernels import lrn_library
 
-from ._kernel import call, dense, lrn_dims, memory_format
+from ._kernel import ANY_LAYOUT, call, dense, lrn_dims, memory_format
 from .chunked import lrn_backward_chunked, lrn_forward_chunked
 from .select import implementation
 
@@ -51,7 +51,7 @@ def forward_into(x: Tensor, out: Tensor, size, alpha, beta, k, groups) -> None:
         lrn_forward_chunked(x, out, size, alpha, beta, k, groups)
 
 
-@torch.library.custom_op("alexnet::lrn", mutates_args=())
+@torch.library.custom_op("alexnet::lrn", mutates_args=(), tags=ANY_LAYOUT)
 def _lrn(x: Tensor, size: int, alpha: float, beta: float, k: float, groups: int) -> Tensor:
     check_input(x, groups)
     x = dense(x)
@@ -66,7 +66,7 @@ def _(x: Tensor, size: int, alpha: float, beta: float, k: float, groups: int) ->
     return torch.empty_like(x, memory_format=memory_format(x))
 
 
-@torch.library.custom_op("alexnet::lrn_", mutates_args=("x",))
+@torch.library.custom_op("alexnet::lrn_", mutates_args=("x",), tags=ANY_LAYOUT)
 def _lrn_inplace(x: Tensor, size: int, alpha: float, beta: float, k: float, groups: int) -> None:
     """x = lrn(x), for inference: no second (N, C, H, W) tensor is allocated (at batch 64
     that is 37 MB after conv1 in bf16, each page faulted in afresh)."""
@@ -82,7 +82,7 @@ def _(x: Tensor, size: int, alpha: float, beta: float, k: float, groups: int) ->
     check_input(x, groups)
 
 
-@torch.library.custom_op("alexnet::lrn_backward", mutates_args=())
+@torch.library.custom_op("alexnet::lrn_backward", mutates_args=(), tags=ANY_LAYOUT)
 def _lrn_backward(
     x: Tensor, grad: Tensor, size: int, alpha: float, beta: float, k: float, groups: int
 ) -> Tensor:
