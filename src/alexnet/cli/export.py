@@ -31,10 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from alexnet.loading import load_model
     from alexnet.errors import UserError
     from alexnet.export import export_onnx, export_pt2, export_safetensors
     from alexnet.export.programs import DEFAULT_OPSET
+    from alexnet.loading import load_model
 
     out = Path(args.out)
     if out.suffix != _SUFFIX[args.format]:

@@ -28,9 +28,7 @@ def sidecar_path(weights: str | os.PathLike) -> Path:
     return Path(weights).with_suffix(".json")
 
 
-def export_safetensors(
-    model: LoadedModel | nn.Module, out: str | os.PathLike
-) -> tuple[Path, Path]:
+def export_safetensors(model: LoadedModel | nn.Module, out: str | os.PathLike) -> tuple[Path, Path]:
     """Write the weights to ``out`` (``.safetensors``) and the sidecar ``<name>.json``, each
     through a temporary file and a rename. Returns (weights path, sidecar path)."""
     from safetensors.torch import save_file
