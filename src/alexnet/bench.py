@@ -1,13 +1,15 @@
 """Throughput of training steps and inference: alexnet, alexnet_owt and torchvision's alexnet.
 
 Every configuration (model x mode x precision x memory format x compile) runs
-in the same process, in rounds: each round builds every configuration in turn,
-times it for ``steps`` steps after ``warmup`` untimed ones and frees it, and a
-configuration's figure is its median over the rounds, so a busy machine slows
-all contenders alike.
+in the same process, in rounds: each round takes the settings in turn, builds the
+models of one setting, warms each up for ``warmup`` steps, then times ``steps``
+steps of each, one model's step after the other's, and frees them; a
+configuration's figure is its median over the rounds, so a busy machine slows all
+contenders alike.
 Ratios compare with torchvision's alexnet in the same mode, precision, format
-and compile setting ("vs tv"), and with torchvision's eager fp32 NCHW in the
-same mode ("vs tv fp32"), and with the machine: each round also times a large
+and compile setting ("vs tv", the median of the rounds' ratios, each from steps
+timed in turn), and with torchvision's eager fp32 NCHW in the same mode ("vs tv
+fp32", per round too), and with the machine: each round also times a large
 ``torch.mm`` per dtype (``alexnet.machine.matmul_peak``), and a row's "peak" is the
 share of that peak it reaches, counting 2 x MACs per image for inference and
 6 x MACs (forward, and backward for inputs and weights) for a training step, with
@@ -172,29 +174,47 @@ def run_bench(
         for base in ((m, mode, "off", "nchw", False),):
             if base not in keys:
                 keys.append(base)
-    # One configuration in memory at a time (a training case holds weights, gradients
-    # and momentum: ~0.7 GB for these models), rebuilt each round outside the timing.
-    samples: dict[tuple, list[float]] = {k: [] for k in keys}
+    # The models of one setting are in memory together (a training case holds weights,
+    # gradients and momentum: ~0.7 GB for these models), rebuilt each round outside the
+    # timing, and take their timed steps in turn: on a shared machine the load changes
+    # within seconds, and models timed minutes apart compared 2x apart in either direction.
+    settings: dict[tuple, list[tuple]] = {}
+    for k in keys:
+        settings.setdefault(k[1:], []).append(k)
+    samples: dict[tuple, list[float]] = {k: [] for k in keys}  # img/s per round
     peaks: dict[str, list[float]] = {k[2]: [] for k in keys}  # amp -> torch.mm FLOP/s per round
     flops = _flops_per_image(models)
     for _ in range(rounds):
         for a, v in peaks.items():
             v.append(matmul_peak(dev, AMP_DTYPES[a]))
-        for k in keys:
-            case = _Case(*k, batch_size, dev)
-            for _ in range(warmup):
-                case.step()
-            case.run(steps)
-            samples[k] += case.samples
-            del case
+        for group in settings.values():
+            cases = [_Case(*k, batch_size, dev) for k in group]
+            for case in cases:
+                for _ in range(warmup):
+                    case.step()
+            for _ in range(steps):
+                for case in cases:
+                    case.run(1)
+            for k, case in zip(group, cases, strict=True):
+                seconds = sum(batch_size / ips for ips in case.samples)
+                samples[k].append(steps * batch_size / seconds)
+            del cases, case
             if progress is not None:
-                progress.update(1)
+                progress.update(len(group))
     ips = {k: statistics.median(v) for k, v in samples.items()}
     peak = {a: max(v) / 1e9 for a, v in peaks.items()}  # noise only slows: the best round
+
+    def vs(k: tuple, base: tuple) -> float | None:
+        """Median over rounds of the ratio to base: same round, timed step by step in turn
+        when both are of one setting."""
+        if base not in samples:
+            return None
+        return statistics.median(a / b for a, b in zip(samples[k], samples[base], strict=True))
+
     rows = []
     for (model, mode, amp, fmt, comp), v in ips.items():
-        tv = ips.get(("torchvision", mode, amp, fmt, comp))
-        tv32 = ips.get(("torchvision", mode, "off", "nchw", False))
+        tv = vs((model, mode, amp, fmt, comp), ("torchvision", mode, amp, fmt, comp))
+        tv32 = vs((model, mode, amp, fmt, comp), ("torchvision", mode, "off", "nchw", False))
         gflops = flops[(model, mode)] * v / 1e9 if (model, mode) in flops else None
         rows.append(
             BenchRow(
@@ -205,8 +225,8 @@ def run_bench(
                 comp,
                 batch_size,
                 round(v, 2),
-                round(v / tv, 3) if tv else None,
-                round(v / tv32, 3) if tv32 else None,
+                round(tv, 3) if tv else None,
+                round(tv32, 3) if tv32 else None,
                 round(gflops, 2) if gflops else None,
                 round(peak[amp], 2) if amp in peak else None,
                 round(gflops / peak[amp], 4) if gflops and amp in peak else None,
