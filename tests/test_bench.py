@@ -99,3 +99,20 @@ def test_cli_table_names_the_machine_and_its_peak(capsys):
     assert "device: " in out and "threads" in out
     assert "matmul peak (torch.mm 2048x2048, best of the rounds): fp32 " in out
     assert "GFLOP/s" in out
+
+
+def test_profile_layers_script_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "profile_layers.py"
+    argv = ["--mode", "infer", "--amp", "off", "--batch", "1", "--steps", "1", "--top", "3"]
+    out = subprocess.run(
+        [sys.executable, str(script), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert "alexnet:" in out and "torchvision:" in out and " ms  aten::" in out
