@@ -1,4 +1,5 @@
-"""ReLU -> LRN -> max-pool 3/2: alexnet.fused.relu_lrn_pool against the three layers.
+"""ReLU -> LRN -> max-pool 3/2: the custom op torch.ops.alexnet.relu_lrn_pool (what
+alexnet.fused.ReLULRNPool runs) against the three layers.
 
 conv1's tail (64x96x55x55 at batch 64) and conv2's (64x256x27x27), forward+backward
 (a training step's share) and forward under no_grad (inference), float32 or bf16,
@@ -19,8 +20,12 @@ import time
 import torch
 from torch import nn
 
-from alexnet.fused import _fusable, relu_lrn_pool
 from alexnet.nn import LocalResponseNorm
+from alexnet.ops import implementation
+
+
+def _fused(z: torch.Tensor, lrn: LocalResponseNorm) -> torch.Tensor:
+    return torch.ops.alexnet.relu_lrn_pool(z, lrn.alpha, lrn.k, lrn.groups)
 
 
 def _time(fused: bool, z: torch.Tensor, g: torch.Tensor, layers, train: bool) -> float:
@@ -31,11 +36,11 @@ def _time(fused: bool, z: torch.Tensor, g: torch.Tensor, layers, train: bool) ->
         z.requires_grad_(True)
         zz = z * 1  # a non-leaf, as a conv output is (in-place ReLU allowed)
         t0 = time.perf_counter()
-        y = relu_lrn_pool(zz, *layers) if fused else pool(lrn(relu(zz)))
+        y = _fused(zz, lrn) if fused else pool(lrn(relu(zz)))
         y.backward(g)
     else:
         with torch.no_grad():
-            relu_lrn_pool(z, *layers) if fused else pool(lrn(relu(z)))
+            _fused(z, lrn) if fused else pool(lrn(relu(z)))
     return time.perf_counter() - t0
 
 
@@ -56,7 +61,7 @@ def main() -> None:
     for name, (c, hw) in {"conv1": (96, 55), "conv2": (256, 27)}.items():
         torch.manual_seed(0)
         z = (torch.randn(args.batch, c, hw, hw) * 20).to(dtype).contiguous(memory_format=fmt)
-        if _fusable(z, *layers) is None:
+        if implementation(z) != "c":
             raise SystemExit("the fused kernel does not apply here (no C compiler?)")
         ph = (hw - 3) // 2 + 1
         g = torch.randn(args.batch, c, ph, ph).to(dtype).contiguous(memory_format=fmt)

@@ -26,8 +26,13 @@ def test_rows_and_ratios():
     assert set(by) == {"alexnet", "torchvision"}
     assert by["torchvision"].vs_torchvision == 1.0
     assert by["alexnet"].images_per_second > 0 and by["alexnet"].vs_torchvision > 0
+    for r in rows:  # inference: 2 x MACs per image (alexnet.summary: 0.72 G and 0.71 G)
+        macs = 724_406_816 if r.model == "alexnet" else r.gflops * 1e9 / 2 / r.images_per_second
+        assert 0.70e9 < macs < 0.73e9
+        assert r.gflops == pytest.approx(2 * macs * r.images_per_second / 1e9, rel=1e-3)
+        assert r.peak_share == pytest.approx(r.gflops / r.peak_gflops, rel=1e-2)
     table = format_table(rows)
-    assert "alexnet" in table and "vs tv" in table
+    assert "alexnet" in table and "vs tv" in table and "GFLOP/s" in table and "peak" in table
 
 
 def test_cli_json(capsys):
@@ -84,3 +89,30 @@ def test_store_feeding_from_a_packed_store(tiny_data, tmp_path, capsys):
     assert main([*argv, "--rounds", "1", "--workers", "0", "--amp", "off", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["data"] == str(tiny_data) and out["ratio"] > 0
+
+
+def test_cli_table_names_the_machine_and_its_peak(capsys):
+    argv = ["bench", "--models", "torchvision", "--modes", "infer", "--amp", "off"]
+    argv += ["--formats", "nchw", "--batch-size", "1", "--steps", "1", "--rounds", "1"]
+    assert main([*argv, "--warmup", "0", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "device: " in out and "threads" in out
+    assert "matmul peak (torch.mm 2048x2048, best of the rounds): fp32 " in out
+    assert "GFLOP/s" in out
+
+
+def test_profile_layers_script_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "profile_layers.py"
+    argv = ["--mode", "infer", "--amp", "off", "--batch", "1", "--steps", "1", "--top", "3"]
+    out = subprocess.run(
+        [sys.executable, str(script), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert "alexnet:" in out and "torchvision:" in out and " ms  aten::" in out

@@ -9,6 +9,7 @@ import struct
 import pytest
 import torch
 
+from alexnet import _kernels
 from alexnet.checkpoint import (
     CHECKPOINT_VERSION,
     LoadedModel,
@@ -70,6 +71,34 @@ def test_onnx_has_dynamic_batch_and_metadata(onnx_report, paper_model):
         ref = paper_model.model(x)
     got = torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
     assert (got - ref).abs().max().item() <= ONNX_TOLERANCE
+
+
+def test_onnx_normalises_with_onnx_lrn_per_tower(onnx_report):
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(onnx_report.path)).graph.node]
+    assert ops.count("LRN") == 4  # conv1's and conv2's two towers
+    assert not any(n.startswith("alexnet") for n in ops)
+
+
+def test_onnx_of_the_three_layers_under_no_grad(monkeypatch, paper_model, tmp_path):
+    """Without the C kernels the LRN op runs alone; under no_grad it is not traced in place."""
+    monkeypatch.setenv("ALEXNET_LRN_KERNEL", "torch")
+    with torch.no_grad():
+        report = export_onnx(paper_model, tmp_path / "m.onnx", batch_sizes=(1,))
+    assert report.worst <= ONNX_TOLERANCE
+
+
+def test_pt2_of_the_paper_model_calls_the_custom_ops(paper_model, tmp_path):
+    out = export_pt2(paper_model, tmp_path / "alexnet.pt2")
+    # Loading a .pt2 is allowed here only because this test made the file itself.
+    program = torch.export.load(out)
+    targets = {str(n.target) for n in program.graph.nodes}
+    fused = _kernels.lrn_library() is not None  # else the three layers, the LRN op alone
+    assert ("alexnet.relu_lrn_pool.default" if fused else "alexnet.lrn.default") in targets
+    x = torch.randn(3, 3, 227, 227)  # exported at batch 2
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x), paper_model.model(x))
 
 
 def _tiny_net() -> torch.nn.Module:

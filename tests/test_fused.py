@@ -1,4 +1,5 @@
-"""alexnet.fused.relu_lrn_pool (csrc/lrn_pool.c) against the three layers it fuses:
+"""alexnet.fused.ReLULRNPool (torch.ops.alexnet.relu_lrn_pool, csrc/lrn_pool.c) against
+the three layers it fuses:
 the same pooled values and gradients (bit for bit in float32 channels_last, to
 1 ulp in NCHW, where the LRN kernel's NCHW loop rounds differently), bf16 gradients
 within bf16 rounding, NaN kept, any thread count, and the three modules whenever
@@ -24,10 +25,17 @@ def _layers(size=5, beta=0.75, groups=2, alpha_over_size=False):
     return nn.ReLU(inplace=True), lrn, nn.MaxPool2d(3, 2)
 
 
+def _op(z, lrn):
+    """The custom op ReLULRNPool runs where it fuses (called directly: the module keeps
+    the three layers for bf16 NCHW backwards on narrow maps, where they are faster)."""
+    alpha = lrn.alpha / lrn.size if lrn.alpha_over_size else lrn.alpha
+    return torch.ops.alexnet.relu_lrn_pool(z, alpha, lrn.k, lrn.groups)
+
+
 def _run(z, layers, fuse: bool):
     z = z.clone().requires_grad_(True)
     relu, lrn, pool = layers
-    y = fused.relu_lrn_pool(z, relu, lrn, pool) if fuse else pool(lrn(relu(z * 1)))
+    y = _op(z * 1, lrn) if fuse else pool(lrn(relu(z * 1)))
     g = torch.linspace(-1, 1, y.numel()).reshape(y.shape).to(y.dtype)
     y.backward(g.contiguous(memory_format=torch.channels_last))
     return y.detach(), z.grad
@@ -57,7 +65,7 @@ LAYOUTS = pytest.mark.parametrize("channels_last", [True, False], ids=["channels
 def test_float32_matches_the_three_layers(shape, kw, channels_last):
     z = _conv_output(shape, torch.float32, channels_last=channels_last)
     layers = _layers(**kw)
-    assert fused._fusable(z, *layers) is not None
+    assert fused.ReLULRNPool(*layers).fusable(z)
     y, gz = _run(z, layers, fuse=True)
     y_ref, gz_ref = _run(z, layers, fuse=False)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -99,7 +107,7 @@ def test_nan_propagates_like_the_layers(channels_last):
     z[0, 2, 3, 3] = float("nan")
     layers = _layers(groups=1)
     with torch.no_grad():
-        y = fused.relu_lrn_pool(z.clone(), *layers)
+        y = fused.ReLULRNPool(*layers)(z.clone())
         y_ref = layers[2](layers[1](layers[0](z.clone())))
     assert torch.isnan(y).any()
     assert torch.equal(torch.isnan(y), torch.isnan(y_ref))
@@ -126,22 +134,46 @@ def test_same_bits_for_any_number_of_threads(channels_last):
 def test_the_three_modules_run_where_the_kernel_does_not_apply(monkeypatch):
     relu, lrn, pool = _layers()
     z = _conv_output((2, 8, 9, 9), torch.float32)
-    assert fused._fusable(z[:, :, ::2], relu, lrn, pool) is None  # strided
-    assert fused._fusable(z.double(), relu, lrn, pool) is None
-    assert fused._fusable(z, relu, lrn, nn.MaxPool2d(2, 2)) is None
-    assert fused._fusable(z, relu, lrn, nn.MaxPool2d(3, 2, ceil_mode=True)) is None
-    assert fused._fusable(z[:, :, :2, :2], relu, lrn, pool) is None  # smaller than a window
+    fusable = lambda z, *layers: fused.ReLULRNPool(*layers).fusable(z)  # noqa: E731
+    assert not fusable(z.double(), relu, lrn, pool)
+    assert not fusable(z, relu, lrn, nn.MaxPool2d(2, 2))
+    assert not fusable(z, relu, lrn, nn.MaxPool2d(3, 2, ceil_mode=True))
+    assert not fusable(z[:, :, :2, :2], relu, lrn, pool)  # smaller than a window
     for other in (_layers(size=3)[1], _layers(beta=0.5)[1]):  # not the paper's n, beta
-        assert fused._fusable(z, relu, other, pool) is None
+        assert not fusable(z, relu, other, pool)
+    tail = fused.ReLULRNPool(relu, lrn, pool)
     seen = []
     handle = lrn.register_forward_hook(lambda m, i, o: seen.append(o.shape))
-    assert fused._fusable(z, relu, lrn, pool) is None  # a hook must see its layer
+    assert not tail.fusable(z)  # a hook must see its layer
     with torch.no_grad():
-        fused.relu_lrn_pool(z.clone(), relu, lrn, pool)
+        tail(z.clone())
     handle.remove()
-    assert seen == [z.shape]
+    assert seen == [z.shape] and tail.fusable(z)
     monkeypatch.setenv("ALEXNET_LRN_KERNEL", "torch")
-    assert fused._fusable(z, relu, lrn, pool) is None
+    assert not tail.fusable(z)
+
+
+def test_bf16_nchw_backward_on_narrow_maps_runs_the_three_layers():
+    tail = fused.ReLULRNPool(*_layers())
+    z = _conv_output((2, 16, 27, 27), torch.bfloat16, channels_last=False)
+    assert not tail.fusable(z.clone().requires_grad_(True))  # conv2's 27-wide maps
+    wide = _conv_output((2, 16, 55, 55), torch.bfloat16, channels_last=False)
+    assert tail.fusable(wide.requires_grad_(True)) == tail.fusable(z)  # conv1's: the kernel
+    with torch.no_grad():
+        assert tail.fusable(z.requires_grad_(True)) == tail.fusable(z.float())
+
+
+@needs_kernel
+def test_strided_and_float64_inputs_give_the_three_layers_values():
+    layers = _layers()
+    z = _conv_output((2, 8, 18, 9), torch.float32, channels_last=False)[:, :, ::2]
+    with torch.no_grad():
+        y = fused.ReLULRNPool(*layers)(z.clone())
+        y_ref = layers[2](layers[1](layers[0](z.clone())))
+    torch.testing.assert_close(y, y_ref, rtol=1e-6, atol=0)
+    y64, gz64 = _run(z.double(), layers, fuse=True)  # the three layers run
+    y64_ref, gz64_ref = _run(z.double(), layers, fuse=False)
+    assert torch.equal(y64, y64_ref) and torch.equal(gz64, gz64_ref)
 
 
 @needs_kernel
@@ -154,8 +186,12 @@ def test_alexnet_features_equal_its_layers_one_by_one(channels_last):
     with torch.no_grad():
         y = model.features(x)
         ref = x
-        for layer in model.features:
-            ref = layer(ref)
+        for name, layer in model.features.named_children():
+            if name.startswith("tail"):
+                assert layer.fusable(ref)
+                ref = layer.pool(layer.lrn(layer.relu(ref)))
+            else:
+                ref = layer(ref)
     if channels_last:
         assert torch.equal(y, ref)
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-6)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from alexnet.nn import LocalResponseNorm, local_response_norm_reference
+from alexnet.ops import lrn_formula
 
 
 @pytest.mark.parametrize("size", [1, 3, 4, 5, 7])
@@ -75,13 +76,14 @@ def test_large_batches_run_in_chunks_and_agree():
     torch.testing.assert_close(gx, gr)
 
 
-def test_traceable_path_used_by_export_matches():
-    from alexnet.nn import _lrn_traceable
-
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_formula_used_on_cuda_and_by_exporters_matches(channels_last):
     x = torch.randn(2, 10, 3, 3, dtype=torch.float64) * 10
-    torch.testing.assert_close(
-        _lrn_traceable(x, 5, 1e-4, 0.75, 2.0), local_response_norm_reference(x)
-    )
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    y = lrn_formula(x, 5, 1e-4, 0.75, 2.0)
+    torch.testing.assert_close(y, local_response_norm_reference(x))
+    assert y.is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
 def test_rejects_non_4d():
@@ -100,9 +102,7 @@ def test_groups_normalise_each_tower_alone(channels_last):
     torch.testing.assert_close(y[:, 6:], local_response_norm_reference(x[:, 6:]))
     x = x.detach().requires_grad_(True)
     assert torch.autograd.gradcheck(LocalResponseNorm(groups=2, alpha=1e-3), (x,))
-    from alexnet.nn import _lrn_traceable
-
-    torch.testing.assert_close(_lrn_traceable(x.detach(), 5, 1e-4, 0.75, 2.0, 2), y)
+    torch.testing.assert_close(lrn_formula(x.detach(), 5, 1e-4, 0.75, 2.0, 2), y)
     with pytest.raises(ValueError, match="groups"):
         LocalResponseNorm(groups=5)(x)
 
@@ -110,7 +110,7 @@ def test_groups_normalise_each_tower_alone(channels_last):
 def test_worker_threads_leave_torch_thread_settings_alone():
     import threading
 
-    import alexnet.nn as lrn_module
+    from alexnet.ops import chunked
 
     threads = torch.get_num_threads()
     x = torch.randn(8, 96, 55, 55).relu()  # several chunks: the worker threads run
@@ -127,7 +127,7 @@ def test_worker_threads_leave_torch_thread_settings_alone():
         torch.testing.assert_close(LocalResponseNorm(groups=2)(x), y, rtol=0, atol=0)
     finally:
         torch.set_num_threads(threads)
-    assert lrn_module._plan(8, 96, 55 * 55, lrn_module._CHUNK_ELEMS)[1:]  # really chunked
+    assert chunked._plan(8, 96, 55 * 55, chunked._CHUNK_ELEMS)[1:]  # really chunked
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -23,7 +23,7 @@ def test_totals_for_the_paper_model():
 def test_cli_summary_prints_every_layer(capsys):
     assert main(["summary"]) == 0
     out = capsys.readouterr().out
-    for layer in ["conv1", "lrn1", "pool1", "conv2", "lrn2", "conv5", "fc6", "fc7", "fc8"]:
+    for layer in ["conv1", "tail1.lrn", "tail1.pool", "conv2", "tail2.lrn", "conv5", "fc6", "fc8"]:
         assert layer in out
     assert "60,965,224" in out and "659,272" in out
 

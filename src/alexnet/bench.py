@@ -1,13 +1,20 @@
 """Throughput of training steps and inference: alexnet, alexnet_owt and torchvision's alexnet.
 
 Every configuration (model x mode x precision x memory format x compile) runs
-in the same process, in rounds: each round builds every configuration in turn,
-times it for ``steps`` steps after ``warmup`` untimed ones and frees it, and a
-configuration's figure is its median over the rounds, so a busy machine slows
-all contenders alike.
+in the same process, in rounds: each round takes the settings in turn, builds the
+models of one setting, warms each up for ``warmup`` steps, then times ``steps``
+steps of each, one model's step after the other's, and frees them; a
+configuration's figure is its median over the rounds, so a busy machine slows all
+contenders alike.
 Ratios compare with torchvision's alexnet in the same mode, precision, format
-and compile setting ("vs tv"), and with torchvision's eager fp32 NCHW in the
-same mode ("vs tv fp32"). Inference in bf16 keeps the weights in bf16
+and compile setting ("vs tv", the median of the rounds' ratios, each from steps
+timed in turn), and with torchvision's eager fp32 NCHW in the same mode ("vs tv
+fp32", per round too), and with the machine: each round also times a large
+``torch.mm`` per dtype (``alexnet.machine.matmul_peak``), and a row's "peak" is the
+share of that peak it reaches, counting 2 x MACs per image for inference and
+6 x MACs (forward, and backward for inputs and weights) for a training step, with
+the MACs of ``alexnet.summary`` (0.72 G for alexnet at 227 px, 0.71 G for
+torchvision's at 224). Inference in bf16 keeps the weights in bf16
 (``runtime.prepare_model(..., inference_amp=...)``), so autocast casts only
 the input; training steps run as ``alexnet train``'s: autocast, float32 weights.
 """
@@ -24,8 +31,10 @@ import torch
 from torch import nn
 
 from alexnet.errors import UserError
+from alexnet.machine import AMP_DTYPES, matmul_peak
 from alexnet.models import create_model
 from alexnet.runtime import autocast, prepare_model
+from alexnet.summary import summarize
 
 MODELS = ("alexnet", "alexnet_owt", "torchvision")
 MODES = ("train", "infer")
@@ -44,6 +53,9 @@ class BenchRow:
     images_per_second: float
     vs_torchvision: float | None = None
     vs_torchvision_fp32: float | None = None
+    gflops: float | None = None  # achieved: FLOPs per image x images/s / 1e9
+    peak_gflops: float | None = None  # the matmul peak of the row's dtype, same run
+    peak_share: float | None = None  # gflops / peak_gflops
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +68,15 @@ def _build(name: str) -> tuple[nn.Module, int]:
         return torchvision.models.alexnet(weights=None), 224
     model = create_model(name, num_classes=1000)
     return model, getattr(getattr(model, "config", None), "input_size", 224)
+
+
+def _flops_per_image(models: Sequence[str]) -> dict[tuple[str, str], float]:
+    """(model, mode) -> FLOPs per image: 2 x MACs to infer, 6 x MACs to train."""
+    out = {}
+    for name in models:
+        macs = summarize(*_build(name)).macs
+        out[(name, "infer")], out[(name, "train")] = 2.0 * macs, 6.0 * macs
+    return out
 
 
 class _Case:
@@ -78,6 +99,8 @@ class _Case:
         # can (runtime.prepare_model); training keeps float32 weights for the optimizer
         net = prepare_model(net, device, cl, inference_amp=amp if mode == "infer" else "off")
         net.train(mode == "train")
+        if compiled:  # each case compiles afresh: dynamo's recompile limit (8 per code
+            torch._dynamo.reset()  # object) would otherwise run later cases eagerly
         self.net = torch.compile(net) if compiled else net
         g = torch.Generator().manual_seed(0)
         x = torch.randn(batch_size, 3, size, size, generator=g).to(device)
@@ -151,24 +174,48 @@ def run_bench(
         for base in ((m, mode, "off", "nchw", False),):
             if base not in keys:
                 keys.append(base)
-    # One configuration in memory at a time (a training case holds weights, gradients
-    # and momentum: ~0.7 GB for these models), rebuilt each round outside the timing.
-    samples: dict[tuple, list[float]] = {k: [] for k in keys}
+    # The models of one setting are in memory together (a training case holds weights,
+    # gradients and momentum: ~0.7 GB for these models), rebuilt each round outside the
+    # timing, and take their timed steps in turn: on a shared machine the load changes
+    # within seconds, and models timed minutes apart compared 2x apart in either direction.
+    settings: dict[tuple, list[tuple]] = {}
+    for k in keys:
+        settings.setdefault(k[1:], []).append(k)
+    samples: dict[tuple, list[float]] = {k: [] for k in keys}  # img/s per round
+    peaks: dict[str, list[float]] = {k[2]: [] for k in keys}  # amp -> torch.mm FLOP/s per round
+    flops = _flops_per_image(models)
     for _ in range(rounds):
-        for k in keys:
-            case = _Case(*k, batch_size, dev)
-            for _ in range(warmup):
-                case.step()
-            case.run(steps)
-            samples[k] += case.samples
-            del case
+        for a, v in peaks.items():
+            v.append(matmul_peak(dev, AMP_DTYPES[a]))
+        for group in settings.values():
+            cases = [_Case(*k, batch_size, dev) for k in group]
+            for case in cases:
+                for _ in range(warmup):
+                    case.step()
+            for _ in range(steps):
+                for case in cases:
+                    case.run(1)
+            for k, case in zip(group, cases, strict=True):
+                seconds = sum(batch_size / ips for ips in case.samples)
+                samples[k].append(steps * batch_size / seconds)
+            del cases, case
             if progress is not None:
-                progress.update(1)
+                progress.update(len(group))
     ips = {k: statistics.median(v) for k, v in samples.items()}
+    peak = {a: max(v) / 1e9 for a, v in peaks.items()}  # noise only slows: the best round
+
+    def vs(k: tuple, base: tuple) -> float | None:
+        """Median over rounds of the ratio to base: same round, timed step by step in turn
+        when both are of one setting."""
+        if base not in samples:
+            return None
+        return statistics.median(a / b for a, b in zip(samples[k], samples[base], strict=True))
+
     rows = []
     for (model, mode, amp, fmt, comp), v in ips.items():
-        tv = ips.get(("torchvision", mode, amp, fmt, comp))
-        tv32 = ips.get(("torchvision", mode, "off", "nchw", False))
+        tv = vs((model, mode, amp, fmt, comp), ("torchvision", mode, amp, fmt, comp))
+        tv32 = vs((model, mode, amp, fmt, comp), ("torchvision", mode, "off", "nchw", False))
+        gflops = flops[(model, mode)] * v / 1e9 if (model, mode) in flops else None
         rows.append(
             BenchRow(
                 model,
@@ -178,8 +225,11 @@ def run_bench(
                 comp,
                 batch_size,
                 round(v, 2),
-                round(v / tv, 3) if tv else None,
-                round(v / tv32, 3) if tv32 else None,
+                round(tv, 3) if tv else None,
+                round(tv32, 3) if tv32 else None,
+                round(gflops, 2) if gflops else None,
+                round(peak[amp], 2) if amp in peak else None,
+                round(gflops / peak[amp], 4) if gflops and amp in peak else None,
             )
         )
     return rows
@@ -188,15 +238,17 @@ def run_bench(
 def format_table(rows: Sequence[BenchRow]) -> str:
     head = (
         f"{'model':<12} {'mode':<6} {'amp':<5} {'format':<14} {'compile':<8} "
-        f"{'img/s':>9} {'vs tv':>7} {'vs tv fp32':>11}"
+        f"{'img/s':>9} {'vs tv':>7} {'vs tv fp32':>11} {'GFLOP/s':>8} {'peak':>6}"
     )
     lines = [head, "-" * len(head)]
     for r in sorted(rows, key=lambda r: (r.mode, r.amp, r.format, r.compiled, r.model)):
         f = lambda v: f"{v:.2f}x" if v is not None else "-"  # noqa: E731
+        share = f"{100 * r.peak_share:.0f}%" if r.peak_share is not None else "-"
         lines.append(
             f"{r.model:<12} {r.mode:<6} {r.amp:<5} {r.format:<14} "
             f"{'yes' if r.compiled else 'no':<8} {r.images_per_second:>9.1f} "
-            f"{f(r.vs_torchvision):>7} {f(r.vs_torchvision_fp32):>11}"
+            f"{f(r.vs_torchvision):>7} {f(r.vs_torchvision_fp32):>11} "
+            f"{r.gflops or 0:>8.1f} {share:>6}"
         )
     return "\n".join(lines)
 

@@ -99,8 +99,8 @@ class _Tower(nn.Module):
         self.conv1, self.conv2, self.conv3 = layers["conv1"], layers["conv2"], layers["conv3"]
         self.conv4, self.conv5 = layers["conv4"], layers["conv5"]
         self.fc6, self.fc7, self.fc8 = layers["fc6"], layers["fc7"], layers["fc8"]
-        self.lrn1 = _lrn(f.lrn1) if self.lrn else nn.Identity()
-        self.lrn2 = _lrn(f.lrn2) if self.lrn else nn.Identity()
+        self.lrn1 = _lrn(f.tail1.lrn) if self.lrn else nn.Identity()
+        self.lrn2 = _lrn(f.tail2.lrn) if self.lrn else nn.Identity()
         self.pool = nn.MaxPool2d(3, 2)
         self.relu = nn.ReLU()
         self.drop = Dropout(model.config.dropout, model.config.dropout_form)

@@ -2,7 +2,9 @@
 
 All configurations run in one process, in alternating rounds (median per
 configuration), and are printed as one table with ratios against torchvision's
-alexnet in the same settings and against its eager fp32 NCHW baseline.
+alexnet in the same settings and against its eager fp32 NCHW baseline, under a
+header naming the CPU (its AVX-512 / AVX512-BF16 / AMX) or the card and the matmul
+peak per dtype measured in the same run; each row gives its GFLOP/s and share of it.
 """
 
 from __future__ import annotations
@@ -68,17 +70,20 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
         return 0
-    name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"CPU, {torch.get_num_threads()} threads"
-    )
     from alexnet._kernels import kernel_status
+    from alexnet.machine import describe
 
-    print(f"alexnet bench: batch {args.batch_size}, {name}, torch {torch.__version__}")
+    print(f"alexnet bench: batch {args.batch_size}, torch {torch.__version__}")
+    print(f"device: {describe(device)}")
+    peaks = {r.amp: r.peak_gflops for r in rows if r.peak_gflops}
+    n = 8192 if device.type == "cuda" else 2048
+    named = (f"{'fp32' if a == 'off' else a} {v:,.0f} GFLOP/s" for a, v in peaks.items())
+    print(f"matmul peak (torch.mm {n}x{n}, best of the rounds): {', '.join(named)}")
     if device.type == "cpu":
         print(f"LRN: {kernel_status()}")
     print(format_table(rows))
+    print("GFLOP/s: img/s x 2 x MACs per image (inference) or 6 x MACs (training step);")
+    print("peak: that GFLOP/s as a share of the matmul peak of the row's dtype")
     return 0
 
 

@@ -1,7 +1,8 @@
 """ONNX and ``torch.export`` programs, with a dynamic batch axis.
 
-Both trace the model at batch 2 with ``torch.export`` (the paper model's LRN
-switches to plain tensor ops there). The ONNX file is then run with
+Both trace the model at batch 2 with ``torch.export``: the paper model's custom ops
+(``torch.ops.alexnet.*``) stay in the program, and ``onnx_ops`` translates them to
+ONNX's LRN, Relu and MaxPool. The ONNX file is then run with
 onnxruntime on batches of 1, 3 and 5 and compared with PyTorch: on the 2-core
 development CPU the paper's ``alexnet`` (10 classes) exports in about 8 s and
 differs by about 3e-6 in fp32 with its random initial weights, 9e-5 with
@@ -22,6 +23,7 @@ from alexnet.checkpoint import LoadedModel
 from alexnet.errors import UserError
 
 from ._common import as_loaded, describe, input_size_of
+from .onnx_ops import translations
 
 DEFAULT_OPSET = 20  # what torch 2.14's exporter targets by default
 # fp32 max abs difference allowed between onnxruntime and PyTorch, for logits up to 1 in size;
@@ -88,6 +90,7 @@ def export_onnx(
             input_names=["images"],
             output_names=["logits"],
             dynamic_shapes=_batch_axis(),
+            custom_translation_table=translations(),
         )
     except ImportError as e:  # onnx / onnxscript come with the `export` extra
         raise UserError(f"ONNX export needs {e.name}: pip install 'alexnet[export]'") from None
@@ -137,7 +140,9 @@ def check_onnx(
 def export_pt2(model: LoadedModel | nn.Module, out: str | os.PathLike) -> Path:
     """Save a ``torch.export`` program with a dynamic batch axis, for deployment elsewhere.
 
-    The sidecar description travels inside as the extra file ``alexnet.json``.
+    The sidecar description travels inside as the extra file ``alexnet.json``. The
+    paper model's program calls ``torch.ops.alexnet.lrn`` / ``relu_lrn_pool``: where it
+    is loaded, ``import alexnet.ops`` first registers them.
     A ``.pt2`` can run code when loaded: load only files you made yourself. This
     project never loads one.
     """

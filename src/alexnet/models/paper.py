@@ -59,7 +59,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from alexnet.fused import relu_lrn_pool
+from alexnet.fused import ReLULRNPool
 from alexnet.nn import Dropout, LocalResponseNorm
 
 from ._registry import register_model
@@ -128,50 +128,28 @@ class AlexNetConfig:
 
 def _conv_block(name: str, conv: nn.Conv2d, cfg: AlexNetConfig, lrn: bool):
     """conv -> [BN] -> ReLU -> [LRN] -> [pool]: the paper applies LRN after the ReLU (§3.3)
-    and pools after it (§3.4); CaffeNet pools first."""
+    and pools after it (§3.4), one ``ReLULRNPool`` module ``tail{i}`` (children ``relu``,
+    ``lrn``, ``pool``: one custom op on the CPU, ``alexnet.fused``); CaffeNet pools first."""
     idx = name[-1]
     layers = [(name, conv)]
     if cfg.norm == "bn":
         layers.append((f"bn{idx}", nn.BatchNorm2d(conv.out_channels)))
-    layers.append((f"relu{idx}", nn.ReLU(inplace=True)))
-    pool = [(f"pool{idx}", nn.MaxPool2d(3, 2))] if idx in "125" else []
-    if lrn and cfg.norm == "lrn":
-        norm = LocalResponseNorm(
-            cfg.lrn_size,
-            cfg.lrn_alpha,
-            cfg.lrn_beta,
-            cfg.lrn_k,
-            alpha_over_size=cfg.lrn_alpha_over_n,
-            groups=2 if cfg.lrn_window == "tower" else 1,
-            inplace=True,
-        )
-        lrn_layer = [(f"lrn{idx}", norm)]
-        return layers + (pool + lrn_layer if cfg.pool_before_lrn else lrn_layer + pool)
-    return layers + pool
-
-
-class Features(nn.Sequential):
-    """conv1 .. pool5 in order; each ReLU -> LRN -> max-pool run (conv1's and conv2's)
-    goes through ``alexnet.fused.relu_lrn_pool``: one pass of a C kernel on the CPU,
-    the three modules otherwise (CUDA, compile/export, hooks); the same numbers either
-    way (``python benchmarks/bench_fused.py``)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        layers = list(self)
-        i = 0
-        while i < len(layers):
-            run = layers[i : i + 3]
-            if (
-                len(run) == 3
-                and isinstance(run[0], nn.ReLU)
-                and isinstance(run[1], LocalResponseNorm)
-            ):
-                x = relu_lrn_pool(x, *run)  # run[2](run[1](run[0](x))) when not fusable
-                i += 3
-            else:
-                x = layers[i](x)
-                i += 1
-        return x
+    relu = nn.ReLU(inplace=True)
+    pool = nn.MaxPool2d(3, 2) if idx in "125" else None
+    if not (lrn and cfg.norm == "lrn"):
+        return layers + [(f"relu{idx}", relu)] + ([(f"pool{idx}", pool)] if pool else [])
+    norm = LocalResponseNorm(
+        cfg.lrn_size,
+        cfg.lrn_alpha,
+        cfg.lrn_beta,
+        cfg.lrn_k,
+        alpha_over_size=cfg.lrn_alpha_over_n,
+        groups=2 if cfg.lrn_window == "tower" else 1,
+        inplace=True,
+    )
+    if cfg.pool_before_lrn:
+        return layers + [(f"relu{idx}", relu), (f"pool{idx}", pool), (f"lrn{idx}", norm)]
+    return layers + [(f"tail{idx}", ReLULRNPool(relu, norm, pool))]
 
 
 class AlexNet(nn.Module):
@@ -196,7 +174,7 @@ class AlexNet(nn.Module):
         feats += _conv_block("conv4", conv4, cfg, False)
         conv5 = nn.Conv2d(384, 256, 3, 1, 1, groups=2, bias=bias)
         feats += _conv_block("conv5", conv5, cfg, False)
-        self.features = Features(OrderedDict(feats))
+        self.features = nn.Sequential(OrderedDict(feats))
         drop = (cfg.dropout, cfg.dropout_form)
         self.classifier = nn.Sequential(
             OrderedDict(
