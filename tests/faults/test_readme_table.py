@@ -25,4 +25,4 @@ def test_table_and_suite_agree():
     suite.discard("test_table_and_suite_agree")
     elsewhere = _tests_in(ROOT / "tests" / "train" / "test_distributed.py")
     assert suite - in_table == set(), "tests missing from docs/reliability.md's table"
-    assert in_table - suite - elsewhere == set(), "docs/reliability.md names tests that do not exist"
+    assert in_table - suite - elsewhere == set(), "docs/reliability.md names absent tests"

@@ -97,6 +97,7 @@ def prepare_store(
         )
     dst = Path(dst)
     with hold_destination_lock(dst, "prepare"):  # a second prepare into DST fails here
+        src = _image_folder(src)
         dirs = {s: find_split_dir(src, s) for s in SPLITS}
         scans = {s: scan_split(dirs[s]) for s in SPLITS}
         classes = scans["train"][1]
@@ -137,6 +138,15 @@ def prepare_store(
             raise
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _image_folder(src: str | os.PathLike) -> Path:
+    """The ImageFolder root of ``src``: itself, or a tar archive of one extracted (once,
+    into the cache) as ``--data`` does."""
+    from .sources import _tree_root, extract_archive, source_kind
+
+    kind, text = source_kind(src)
+    return _tree_root(extract_archive(text)) if kind.name == "archive" else Path(text)
 
 
 def _write_split(tmp, resize, workers, skip_bad, progress, report, split, root, samples) -> dict:

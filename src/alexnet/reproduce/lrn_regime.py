@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from alexnet.data import build_dataset, eval_transform, materialize, resolve_stats
 from alexnet.models import create_model
-from alexnet.nn import local_response_norm
+from alexnet.nn import LocalResponseNorm, local_response_norm
 
 
 def _window_sums(a: torch.Tensor, size: int, towers: int) -> torch.Tensor:
@@ -59,7 +59,7 @@ def lrn_regime(source: str, *, images: int = 256, init: str = "paper", seed: int
     torch.manual_seed(seed)
     model = create_model("alexnet", num_classes=len(raw.classes), init=init).double().eval()
     f = model.features
-    lrn = f.lrn1
+    lrn = next(m for m in model.modules() if isinstance(m, LocalResponseNorm))
     k, alpha, beta, size = lrn.k, lrn.alpha, lrn.beta, lrn.size
     towers = lrn.groups
     out = {"source": source, "images": len(picks), "init": init, "k": k, "alpha": alpha}
