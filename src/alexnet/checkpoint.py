@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from alexnet.errors import UserError
+from alexnet.errors import UserError, check_format_version
 from alexnet.models import create_model, model_info
 
 CHECKPOINT_VERSION = 2
@@ -148,14 +148,9 @@ def load_checkpoint(
 def upgrade_state(state: dict, source: str = "checkpoint") -> dict:
     """The checkpoint dict in this version's format (module docstring); a newer format
     is refused with both versions named."""
-    version = state.get("format_version", 1)
-    if not isinstance(version, int) or version < 1:
-        raise UserError(f"{source}: format_version {version!r} is not a checkpoint version")
-    if version > CHECKPOINT_VERSION:
-        raise UserError(
-            f"{source} was written in checkpoint format {version}; this alexnet reads formats "
-            f"1..{CHECKPOINT_VERSION}: upgrade alexnet to load it"
-        )
+    version = check_format_version(
+        state.get("format_version", 1), what="checkpoint", source=source, newest=CHECKPOINT_VERSION
+    )
     if version == 1:
         state = dict(state)
         kwargs = dict(state.get("model_kwargs") or {})

@@ -1,4 +1,5 @@
-"""The one exception type the CLI turns into a one-line message (no traceback)."""
+"""The one exception type the CLI turns into a one-line message (no traceback), and the
+format-version check every file format of the project shares."""
 
 
 class UserError(Exception):
@@ -11,3 +12,26 @@ class UserError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def check_format_version(
+    version: object, *, what: str, source: str, newest: int, oldest: int = 1, recreate: str = ""
+) -> int:
+    """``version`` as an int in ``oldest..newest``, else a one-line UserError naming both
+    versions: a newer file asks for a newer alexnet, an older one says how to convert it
+    (``recreate``: the command)."""
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise UserError(f"{source}: {what} format version {version!r} is not a version")
+    readable = f"format {newest}" if oldest == newest else f"formats {oldest}..{newest}"
+    if version > newest:
+        raise UserError(
+            f"{source} was written in {what} format {version}; this alexnet reads "
+            f"{readable}: upgrade alexnet to load it"
+        )
+    if version < oldest:
+        how = f": re-create it with {recreate}" if recreate else ""
+        raise UserError(
+            f"{source} was written in {what} format {version}, which this alexnet no longer "
+            f"reads (it reads {readable}){how}"
+        )
+    return version

@@ -26,18 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from alexnet.errors import UserError
     from alexnet.export import import_torchvision
+    from alexnet.export.caffe_weights import read_class_names
 
-    classes = None
-    if args.classes:
-        try:
-            text = Path(args.classes).read_text()
-        except OSError as e:
-            raise UserError(f"--classes {args.classes}: {e.strerror or e}") from None
-        classes = [line.strip() for line in text.splitlines() if line.strip()]
+    classes = read_class_names(args.classes) if args.classes else None
     out = import_torchvision(args.file, args.out, classes=classes)
     print(f"wrote {out} (model alexnet_owt)")
     return 0

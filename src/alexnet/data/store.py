@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alexnet.errors import UserError
+from alexnet.errors import UserError, check_format_version
 
 from .images import display_path
 
@@ -74,24 +74,15 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _check_version(meta: dict[str, Any], name: str) -> None:
-    version = meta.get("version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise UserError(f"{name}/{META_FILE}: version {version!r} is not a store format version")
-    readable = (
-        f"format {VERSION}" if OLDEST_VERSION == VERSION else f"formats {OLDEST_VERSION}..{VERSION}"
+    src = meta.get("source") if isinstance(meta.get("source"), str) else "SRC"
+    check_format_version(
+        meta.get("version"),
+        what="store",
+        source=name,
+        newest=VERSION,
+        oldest=OLDEST_VERSION,
+        recreate=f"`alexnet prepare {shlex.quote(src)} {shlex.quote(name)} --force`",
     )
-    if version > VERSION:
-        raise UserError(
-            f"{name} was written in store format {version}; this alexnet reads {readable}: "
-            "upgrade alexnet"
-        )
-    if version < OLDEST_VERSION:
-        src = meta.get("source") if isinstance(meta.get("source"), str) else "SRC"
-        raise UserError(
-            f"{name} was written in store format {version}, which this alexnet no longer "
-            f"reads (it reads {readable}): re-create it with "
-            f"`alexnet prepare {shlex.quote(src)} {shlex.quote(name)} --force`"
-        )
 
 
 class PackedDataset(Dataset):

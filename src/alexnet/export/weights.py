@@ -18,7 +18,7 @@ from pathlib import Path
 from torch import nn
 
 from alexnet.checkpoint import LoadedModel, model_from_state, upgrade_state
-from alexnet.errors import UserError
+from alexnet.errors import UserError, check_format_version
 
 from ._common import SIDECAR_FORMAT, SIDECAR_VERSION, as_loaded, describe
 
@@ -89,14 +89,9 @@ def _read_sidecar(path: Path) -> dict:
         raise UserError(f"{side} is not valid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
         raise UserError(f'{side} is not an alexnet sidecar (no "format": "{SIDECAR_FORMAT}")')
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise UserError(f"{side} has format_version {version!r}, not a sidecar version")
-    if version > SIDECAR_VERSION:
-        raise UserError(
-            f"{side} was written in sidecar format {version}; this alexnet reads formats "
-            f"1..{SIDECAR_VERSION}: upgrade alexnet to load it"
-        )
+    check_format_version(
+        meta.get("format_version"), what="sidecar", source=str(side), newest=SIDECAR_VERSION
+    )
     if not isinstance(meta.get("model_name"), str):
         raise UserError(f"{side} names no model_name")
     return meta
