@@ -19,7 +19,7 @@ mode, ``torch.compile`` and ``torch.export`` call the same op. On CUDA the op ru
 chunked ops in eager mode, and under ``torch.compile`` the formula runs as plain tensor
 ops, which inductor fuses (``alexnet.ops.select`` decides, with the figures).
 ``python benchmarks/bench_lrn.py`` measures the ratio against PyTorch's layer
-(README, "Benchmarks").
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Training, evaluation, prediction and the benchmarks all go through
 ``resolve_device``, ``autocast`` and ``prepare_model``, so a flag such as
 ``--amp bf16`` means the same thing everywhere. Defaults (``"auto"``) follow
-measurements (``alexnet bench``; README "Benchmarks").
+measurements (``alexnet bench``; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -45,15 +45,9 @@ def cpu_supports_bf16() -> bool:
 
 def default_amp(device: torch.device, training: bool = True) -> str:
     """The precision used when the user asks for "auto": bf16 autocast wherever the
-    device computes in bf16 natively, for training and inference alike.
-
-    Measured on the 2-core AVX512-BF16 CPU this project is developed on (batch 64,
-    ``alexnet bench``, README "Benchmarks"): bf16 trains 1.35-1.5x faster than fp32
-    (paper model and torchvision's alexnet) and infers 1.4-1.7x faster. Top-1
-    predictions of the paper's model trained on CIFAR-10 (upsampled to 227, 474
-    steps, 50.6% accuracy, median confidence 0.44) agree between bf16
-    channels_last and fp32 NCHW on 1,990 of 2,000 test images (99.5%). Without
-    native bf16 (``cpu_supports_bf16``) it is emulated and slower: fp32 there.
+    device computes in bf16 natively, for training and inference alike; without native
+    bf16 (``cpu_supports_bf16``) it is emulated and slower: fp32 there. The figures behind
+    it: ``alexnet bench --amp off,bf16`` (docs/benchmarks.md).
     """
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -63,11 +57,10 @@ def default_amp(device: torch.device, training: bool = True) -> str:
 
 
 def default_channels_last(device: torch.device, training: bool = True) -> bool:
-    """Memory format used when the user asks for "auto": channels_last on CUDA and
-    on the CPU. On the 2-core CPU (batch 64, README "Benchmarks") it is 1.05-1.15x
-    faster for fp32 training, 1.0-1.1x for bf16 training and 1.2-1.6x for
-    inference: oneDNN's convolutions and PyTorch's max-pool are vectorised over
-    channels in it, and no layout reorders run between layers."""
+    """Memory format used when the user asks for "auto": channels_last on CUDA and on the
+    CPU, where oneDNN's convolutions and PyTorch's max-pool are vectorised over channels
+    and no layout reorders run between layers (``alexnet bench --formats
+    nchw,channels_last``)."""
     return device.type in ("cuda", "cpu")
 
 
@@ -97,10 +90,9 @@ def prepare_model(
     ``inference_amp="bf16"`` (or "fp16") also stores the floating-point weights in
     that precision, for inference under :func:`autocast`: autocast then has
     nothing left to cast per batch (with float32 weights it casts them again in
-    every autocast context, i.e. every batch of evaluate/predict). The paper's
-    model on the 2-core CPU, bf16 channels_last, batch 64, weights in bf16: 2.06x
-    torchvision's eager fp32 NCHW images/s (README "Benchmarks"). Not for
-    training: the optimizer needs the float32 weights.
+    every autocast context, i.e. every batch of evaluate/predict; ``alexnet bench
+    --modes infer`` measures inference this way). Not for training: the optimizer
+    needs the float32 weights.
     """
     model.to(device)
     if channels_last:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 SETUPS = ("paper", "pytorch")
 # (ReLU, tanh) learning rates at batch 32 on 10,000 images: the lowest training error after
-# 1 and 3 epochs among 0.0005-0.05 ("paper") and 0.005-0.1 ("pytorch"); README "Results".
+# 1 and 3 epochs among 0.0005-0.05 ("paper") and 0.005-0.1 ("pytorch"); docs/results.md.
 TUNED_LRS = {"paper": (0.001, 0.01), "pytorch": (0.01, 0.01)}
 
 

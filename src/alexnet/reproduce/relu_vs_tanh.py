@@ -15,7 +15,7 @@ unit differs. Plain SGD with momentum 0.9, batch 32, no weight decay, dropout,
 augmentation or normalisation layers. Inputs and initialisation are the paper's
 own (§2 centred raw RGB, §5 N(0, 0.01) weights) unless ``setup="pytorch"``.
 By default the nets train on a fixed 10,000-image subset so that both reach 25%
-within 30 minutes on a 2-core CPU (measured: README "Results").
+within 30 minutes on a 2-core CPU (measured: docs/results.md).
 
 Training error of epoch e is the fraction of training images misclassified
 while the net trained on them during epoch e (what cuda-convnet printed). The
