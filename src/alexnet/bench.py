@@ -294,7 +294,7 @@ def store_feeding(
     the paper's augmentation in ``workers`` processes) feeds the training step of
     ``alexnet train`` for ``rounds`` x ``steps`` steps; then the same step runs as
     long on batches already in memory. Each figure is the median over its rounds.
-    The target is a ratio of at least 0.9."""
+    The target is a ratio of at least 0.95."""
     from alexnet.config import TrainConfig
     from alexnet.distributed import DistInfo
     from alexnet.runtime import default_channels_last, resolve_amp, resolve_device, to_device

@@ -112,7 +112,7 @@ class Trainer:
         self.data_changes: list[dict] = []
         mb = build_model(
             cfg, len(self.data.classes), self.device, self.channels_last, dist, pretrained,
-            self.origin,
+            self.origin, self.data.classes,
         )  # fmt: skip
         self.model, self.model_without_ddp, self.model_kwargs = mb.model, mb.unwrapped, mb.kwargs
         self.frozen_norms, self.notes = mb.frozen_norms, mb.notes

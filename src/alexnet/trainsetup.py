@@ -18,6 +18,7 @@ from alexnet.checkpoint import LoadedModel, load_weights, strip_prefixes
 from alexnet.config import TrainConfig
 from alexnet.distributed import DistInfo, barrier
 from alexnet.errors import UserError
+from alexnet.inference import same_classes
 from alexnet.models import create_model, model_info
 from alexnet.runtime import prepare_model
 from alexnet.sampler import ResumableSampler, ShardSampler, sample_seed
@@ -237,18 +238,27 @@ class ModelBundle:
 
 
 def init_from_weights(
-    model: nn.Module, loaded: LoadedModel, head: str, source: str
+    model: nn.Module,
+    loaded: LoadedModel,
+    head: str,
+    source: str,
+    classes: list[str] | None = None,
 ) -> tuple[set[str], list[str]]:
-    """Copy ``loaded``'s weights into ``model``; a head (fc8) of another class count stays
-    freshly initialised. -> (the parameter names copied, notes for the log)."""
+    """Copy ``loaded``'s weights into ``model``; a head (fc8) of another class count, or of
+    other class names than ``classes`` when the file records its own, stays freshly
+    initialised. -> (the parameter names copied, notes for the log)."""
     sd = strip_prefixes(loaded.model.state_dict())
     own = model.state_dict()
     notes = []
-    if sd[head + ".weight"].shape != own[head + ".weight"].shape:
+    n_file, n_run = sd[head + ".weight"].shape[0], own[head + ".weight"].shape[0]
+    if n_file != n_run:
+        notes.append(f"{source}: fc8 replaced ({n_file} -> {n_run} classes), freshly initialised")
+    elif classes and loaded.classes and not same_classes(list(loaded.classes), list(classes)):
         notes.append(
-            f"{source}: fc8 replaced ({sd[head + '.weight'].shape[0]} -> "
-            f"{own[head + '.weight'].shape[0]} classes), freshly initialised"
+            f"{source}: fc8 replaced (the file's {n_file} classes are not the data's), "
+            "freshly initialised"
         )
+    if notes:
         sd = {k: (own[k] if k.startswith(head + ".") else v) for k, v in sd.items()}
     load_weights(model, sd, source, loaded.model_name)
     copied = {n for n, _ in model.named_parameters() if not notes or not n.startswith(head + ".")}
@@ -317,11 +327,13 @@ def build_model(
     dist: DistInfo,
     pretrained: LoadedModel | None = None,
     origin: dict | None = None,
+    classes: list[str] | None = None,
 ) -> ModelBundle:
     """The network of ``cfg`` (from ``pretrained``'s weights when fine-tuning), on its
     device, wrapped for DDP / model parallelism / compile as ``cfg`` asks. ``origin``
     (``pretrained_weights``'s record, kept in checkpoints) gets ``replaced_head``; a
-    resumed fine-tuning run passes only it, to rebuild the same parameter groups."""
+    resumed fine-tuning run passes only it, to rebuild the same parameter groups.
+    ``classes``: the data's class names (fc8 is replaced when the file's differ)."""
     kwargs = cfg.model_kwargs_resolved()
     try:
         model = create_model(cfg.model, num_classes=num_classes, **kwargs)
@@ -331,7 +343,7 @@ def build_model(
     head = model_info(cfg.model).head
     if pretrained is not None:
         bundle.pretrained, bundle.notes = init_from_weights(
-            model, pretrained, head, pretrained.source
+            model, pretrained, head, pretrained.source, classes
         )
         if origin is not None:
             origin["replaced_head"] = not any(n.startswith(head + ".") for n in bundle.pretrained)

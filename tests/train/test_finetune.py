@@ -93,3 +93,28 @@ def test_init_from_another_model_is_one_line(tiny_data, tmp_path, capsys):
     )  # fmt: skip
     assert code == 2
     assert "holds model 'alexnet_owt', the run trains 'alexnet'" in capsys.readouterr().err
+
+
+def test_a_head_of_other_classes_is_replaced_even_at_the_same_count():
+    from alexnet.checkpoint import LoadedModel
+    from alexnet.trainsetup import init_from_weights
+
+    torch.manual_seed(0)
+    source = create_model("alexnet", num_classes=3)
+    loaded = LoadedModel(source, "alexnet", ["cat", "dog", "fox"])
+    for data_classes, kept in ((["cat", "dog", "fox"], True), (["a", "b", "c"], False)):
+        torch.manual_seed(1)
+        model = create_model("alexnet", num_classes=3)
+        fresh = model.classifier.fc8.weight.detach().clone()
+        copied, notes = init_from_weights(model, loaded, "classifier.fc8", "f.pt", data_classes)
+        assert ("classifier.fc8.weight" in copied) is kept
+        head = source.classifier.fc8.weight if kept else fresh
+        assert torch.equal(model.classifier.fc8.weight, head)
+        assert torch.equal(model.features.conv3.weight, source.features.conv3.weight)
+        assert notes == (
+            []
+            if kept
+            else [
+                "f.pt: fc8 replaced (the file's 3 classes are not the data's), freshly initialised"
+            ]
+        )

@@ -110,5 +110,5 @@ def _store_feeding(args: argparse.Namespace, device) -> int:
     )
     print(f"  fed from the loader: {r.store_images_per_second:8.1f} img/s   ({r.data})")
     print(f"  batches in memory:   {r.memory_images_per_second:8.1f} img/s")
-    print(f"  ratio: {r.ratio:.2f} (target >= 0.90)")
+    print(f"  ratio: {r.ratio:.2f} (target >= 0.95)")
     return 0
