@@ -164,6 +164,10 @@ class TrainConfig:
             problem = check_source(self.data)
             if problem:
                 e.append(f"--data {problem}")
+        if self.demo:
+            from alexnet.data.demo import demo_option_errors
+
+            e += [f"--demo: {m}" for m in demo_option_errors(self.demo)]
         if e:
             raise UserError("invalid configuration:\n  " + "\n  ".join(e), exit_code=2)
 

@@ -141,3 +141,21 @@ def test_a_small_convnet_learns_the_textures():
     with torch.no_grad():
         acc = (net(xva[:, :, 4:92, 4:92]).argmax(1) == yva).float().mean().item()
     assert acc >= 0.8, f"{acc:.0%}"
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"seed:0": None}, "unknown demo option 'seed:0'"),  # YAML '{seed:0}': no space
+        ({"seed": "x"}, "demo option seed must be an integer, got 'x'"),
+        ({"num_classes": 20}, "num_classes must be 2..10, got 20"),
+        ({"val_per_class": 0}, "val_per_class must be >= 1, got 0"),
+    ],
+)
+def test_bad_demo_options_are_refused_before_anything_runs(options, message, tmp_path):
+    from alexnet.config import TrainConfig
+
+    with pytest.raises(UserError, match=f"--demo: {message}"):
+        TrainConfig(demo=options, out=str(tmp_path / "run")).validate()
+    assert not (tmp_path / "run").exists()
+    TrainConfig(demo={"train_per_class": 3}).validate()

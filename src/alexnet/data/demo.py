@@ -29,7 +29,7 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +75,26 @@ class DemoSpec:
     version: int = VERSION
 
 
+def demo_option_errors(options: dict) -> list[str]:
+    """What is wrong with ``make_demo_dataset`` keywords given as a mapping (``--demo``)."""
+    names = [f.name for f in fields(DemoSpec) if f.name != "version"]
+    listed = ", ".join(names)
+    errors = [f"unknown demo option {k!r} (options: {listed})" for k in options if k not in names]
+    bad_type = [k for k in names if k in options and type(options[k]) is not int]
+    errors += [f"demo option {k} must be an integer, got {options[k]!r}" for k in bad_type]
+    if errors:
+        return errors
+    n = options.get("num_classes", DemoSpec.num_classes)
+    if not 2 <= n <= len(DEMO_CLASSES):
+        errors.append(f"num_classes must be 2..{len(DEMO_CLASSES)}, got {n}")
+    for k in ("train_per_class", "val_per_class"):
+        if options.get(k, 1) < 1:
+            errors.append(f"{k} must be >= 1, got {options[k]}")
+    if options.get("size", 32) < 32:
+        errors.append(f"size must be >= 32, got {options['size']}")
+    return errors
+
+
 def demo_root(options: dict | None = None) -> Path:
     """Where the demo dataset with ``options`` (``make_demo_dataset``'s keywords) lives in
     alexnet's cache folder: ``demo`` for the defaults, ``demo-seed1-size128`` otherwise.
@@ -101,13 +121,7 @@ def make_demo_dataset(
 ) -> Path:
     """Generate the demo ImageFolder at ``root`` (nothing to do if it is already there)."""
     spec = DemoSpec(seed, train_per_class, val_per_class, num_classes, size)
-    errors = []
-    if not 2 <= num_classes <= len(DEMO_CLASSES):
-        errors.append(f"num_classes must be 2..{len(DEMO_CLASSES)}, got {num_classes}")
-    if train_per_class < 1 or val_per_class < 1:
-        errors.append("train_per_class and val_per_class must be >= 1")
-    if size < 32:
-        errors.append(f"size must be >= 32, got {size}")
+    errors = demo_option_errors({k: v for k, v in asdict(spec).items() if k != "version"})
     if errors:
         raise UserError("; ".join(errors))
     root = Path(root)
