@@ -85,10 +85,12 @@ def test_store_feeding_from_a_packed_store(tiny_data, tmp_path, capsys):
     )
     assert r.store_images_per_second > 0 and r.memory_images_per_second > 0
     assert r.to_dict()["ratio"] == round(r.ratio, 3) and r.amp == "off" and not r.channels_last
+    assert r.augment_on == "loader"  # stored at 64, resized to 256 per image in the loader
     argv = ["bench", "--store", str(tiny_data), "--batch-size", "2", "--steps", "1"]
     assert main([*argv, "--rounds", "1", "--workers", "0", "--amp", "off", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["data"] == str(tiny_data) and out["ratio"] > 0
+    assert out["augment_on"] == "loader"  # a folder: augmented per image in the loader
 
 
 def test_cli_table_names_the_machine_and_its_peak(capsys):

@@ -266,6 +266,7 @@ class FeedResult:
     workers: int
     amp: str
     channels_last: bool
+    augment_on: str
     store_images_per_second: float
     memory_images_per_second: float
 
@@ -288,13 +289,15 @@ def store_feeding(
     amp: str = "auto",
     channels_last: str = "auto",
     device: str = "cpu",
+    augment_on: str = "auto",
 ) -> FeedResult:
     """Does the data path keep the model busy? The training loop's own loader
-    (``trainsetup.build_data``: the packed store, or any ``--data`` source, with
-    the paper's augmentation in ``workers`` processes) feeds the training step of
-    ``alexnet train`` for ``rounds`` x ``steps`` steps; then the same step runs as
-    long on batches already in memory. Each figure is the median over its rounds.
-    The target is a ratio of at least 0.95."""
+    (``trainsetup.build_data``: the packed store, or any ``--data`` source, read in
+    ``workers`` processes; the paper's augmentation there or, by ``augment_on``, on
+    whole batches in the step as ``alexnet train`` runs it) feeds the training step
+    of ``alexnet train`` for ``rounds`` x ``steps`` steps; then the same step runs as
+    long on batches already in memory (augmented there again when the step augments).
+    Each figure is the median over its rounds. The target is a ratio of at least 0.95."""
     from alexnet.config import TrainConfig
     from alexnet.distributed import DistInfo
     from alexnet.runtime import default_channels_last, resolve_amp, resolve_device, to_device
@@ -309,6 +312,7 @@ def store_feeding(
         amp=amp,
         channels_last=channels_last,
         device=device,
+        augment_on=augment_on,
         quiet=True,
     )
     cfg.validate()
@@ -346,6 +350,7 @@ def store_feeding(
         bundle.train_loader.num_workers,
         amp_,
         cl,
+        "device" if bundle.on_device is not None else "loader",
         round(statistics.median(fed), 2),
         round(statistics.median(mem), 2),
     )

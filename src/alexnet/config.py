@@ -74,8 +74,8 @@ class TrainConfig:
     """torchvision ColorJitter strength (0 = off), instead of or with lighting."""
     augment_on: Literal["auto", "loader", "device"] = "auto"
     """Where crops, flips, lighting and normalisation run: loader (CPU workers, per image),
-    device (batch_augment, from a packed store's uint8 batches); auto: device on CUDA with a
-    packed store, else loader."""
+    device (batch_augment on whole batches in the training process, on its device, from a
+    packed store's uint8 images); auto: device with a packed store, else loader."""
     skip_bad: bool = False
     """Skip unreadable images (counted and reported) instead of failing."""
 
@@ -140,7 +140,8 @@ class TrainConfig:
     device: str = "auto"
     """auto (CUDA when present), cpu, cuda, cuda:1, ..."""
     workers: int | None = None
-    """Data loading processes; None: one per CPU core, at most 8."""
+    """Data loading processes; None: one per CPU core, at most 8 (none for a packed store
+    augmented in the step on the CPU, where reading is a copy)."""
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     """Mixed precision; auto: bf16 on CUDA and on CPUs with native bf16, else off."""
     channels_last: Literal["auto", "on", "off"] = "auto"

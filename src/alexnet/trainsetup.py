@@ -24,9 +24,14 @@ from alexnet.runtime import prepare_model
 from alexnet.sampler import ResumableSampler, ShardSampler, sample_seed
 
 
-def default_workers() -> int:
+def default_workers(augment_on: str = "loader", device_type: str = "cpu") -> int:
     """Loader processes for ``--workers`` None: one per CPU core this process may use, at
-    most 8 (each decodes and augments on its own core while the model trains)."""
+    most 8 (each decodes and augments on its own core while the model trains); none when a
+    CPU run reads a packed store and augments in the step, where reading is one copy per
+    image and a worker process would take a core from the step (``alexnet bench --store``
+    on 2 cores: 0.99 of in-memory with 0 workers, 0.96 with 1, 0.88 with 2)."""
+    if augment_on == "device" and device_type == "cpu":
+        return 0
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -97,18 +102,29 @@ def dataset_stats(source: str, dist: DistInfo):
     return stats
 
 
-def _augment_on(cfg: TrainConfig, source: str, device: torch.device) -> str:
+def _augment_on(cfg: TrainConfig, source: str, resize: int) -> str:
+    """ "loader" or "device" (``batch_augment`` in the step), as ``cfg.augment_on`` says."""
     from alexnet.data.sources import source_kind
+    from alexnet.data.store import read_meta
 
-    packed = source_kind(source)[0].name == "store"
-    if cfg.augment_on == "device" and not packed:
+    if source_kind(source)[0].name != "store":
+        if cfg.augment_on == "device":
+            raise UserError(
+                "--augment-on device takes the uint8 images of a packed store: pack the data "
+                "with `alexnet prepare SRC DST` and pass --data DST",
+                exit_code=2,
+            )
+        return "loader"
+    stored = int(read_meta(source)["size"])  # batch_augment crops the stored images as they are
+    if cfg.augment_on == "device" and stored != resize:
         raise UserError(
-            "--augment-on device takes the uint8 images of a packed store: pack the data "
-            "with `alexnet prepare SRC DST` and pass --data DST",
+            f"--augment-on device crops {source}'s {stored}x{stored} images as stored, the run "
+            f"resizes to {resize}: pack with `alexnet prepare SRC DST --size {resize}`, pass "
+            f"--resize {stored}, or --augment-on loader",
             exit_code=2,
         )
-    if cfg.augment_on == "auto":
-        return "device" if packed and device.type == "cuda" else "loader"
+    if cfg.augment_on == "auto":  # bench --store: 0.98 of in-memory vs 0.88 (docs/benchmarks.md)
+        return "device" if stored == resize else "loader"
     return cfg.augment_on
 
 
@@ -133,7 +149,7 @@ def build_data(
     stats = DatasetStats.from_dict(given) if given else dataset_stats(source, dist)
     common = {k: pre[k] for k in ("resize", "resize_mode", "normalize")}
     size = int(pre["input_size"])
-    on = _augment_on(cfg, source, device)
+    on = _augment_on(cfg, source, int(common["resize"]))
     if on == "device":
         train_tf = val_tf = None
     else:
@@ -164,7 +180,7 @@ def build_data(
             f"process, fewer than --batch-size {cfg.batch_size}",
             exit_code=2,
         )
-    workers = default_workers() if cfg.workers is None else cfg.workers
+    workers = default_workers(on, device.type) if cfg.workers is None else cfg.workers
     pin = device.type == "cuda"
     train_loader = DataLoader(
         SeededDataset(train_base, cfg.seed),

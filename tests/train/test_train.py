@@ -191,3 +191,22 @@ def test_augmentation_on_the_device_from_a_packed_store(tiny_data, tmp_path, tra
                         weights(tmp_path / "b" / "checkpoints" / "last.pt"))  # fmt: skip
     with pytest.raises(Exception, match="packed store"):
         train(train_config(tiny_data, tmp_path / "c", augment_on="device"))
+    run_training(train_config(store, tmp_path / "d", epochs=2))  # auto: the same path
+    assert_same_weights(weights(tmp_path / "a" / "checkpoints" / "last.pt"),
+                        weights(tmp_path / "d" / "checkpoints" / "last.pt"))  # fmt: skip
+    small = tmp_path / "store64"
+    prepare_store(tiny_data, small, size=64)
+    with pytest.raises(Exception, match=r"64x64 images as stored, the run resizes to 256"):
+        train(train_config(small, tmp_path / "e", augment_on="device"))
+    assert not list((tmp_path / "e").rglob("*.pt"))
+
+
+def test_default_workers_follow_where_augmentation_runs(monkeypatch):
+    from alexnet.trainsetup import default_workers
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(12)), raising=False)
+    assert default_workers("loader", "cpu") == 8  # decoding: one per core, at most 8
+    assert default_workers("device", "cpu") == 0  # a store's copy: no core taken from the step
+    assert default_workers("device", "cuda") == 8
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
+    assert default_workers("loader", "cpu") == 1

@@ -40,7 +40,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "any --data source of alexnet train) vs the same loop on batches in memory",
     )
     p.add_argument(
-        "--workers", type=int, default=None, help="--store: loader processes (one per core)"
+        "--workers",
+        type=int,
+        default=None,
+        help="--store: loader processes (default: as alexnet train chooses)",
+    )
+    p.add_argument(
+        "--augment-on",
+        choices=("auto", "loader", "device"),
+        default="auto",
+        help="--store: where crops, mirrors, lighting run, as alexnet train's flag (auto)",
     )
 
 
@@ -100,13 +109,15 @@ def _store_feeding(args: argparse.Namespace, device) -> int:
         workers=args.workers,
         amp=_csv(args.amp)[0] if args.amp != "off,bf16" else "auto",
         device=str(device),
+        augment_on=args.augment_on,
     )
     if args.json:
         print(json.dumps(r.to_dict(), indent=2))
         return 0
     print(
         f"training {r.model}, batch {r.batch_size}, amp {r.amp}, "
-        f"channels_last {r.channels_last}, {r.workers} loader workers"
+        f"channels_last {r.channels_last}, {r.workers} loader workers, "
+        f"augmentation in the {'training process' if r.augment_on == 'device' else 'loader'}"
     )
     print(f"  fed from the loader: {r.store_images_per_second:8.1f} img/s   ({r.data})")
     print(f"  batches in memory:   {r.memory_images_per_second:8.1f} img/s")
