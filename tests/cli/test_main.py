@@ -33,6 +33,23 @@ def test_no_command_prints_help(capsys):
     assert "usage: alexnet" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--model-kwargs", "{init: x"], "argument --model-kwargs: not YAML"),
+        (["train", "--optimizer", "nesterov"], "invalid choice: 'nesterov'"),
+        (["predict"], "the following arguments are required: CKPT, IMAGE"),
+        (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
+    ],
+)
+def test_usage_errors_are_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and message in err, err
+    assert err.startswith("alexnet") and err.rstrip().endswith("--help)")
+
+
 def test_python_dash_m_and_console_script():
     r = subprocess.run(
         [sys.executable, "-m", "alexnet", "--version"], capture_output=True, text=True, check=True

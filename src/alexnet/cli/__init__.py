@@ -43,8 +43,16 @@ def _version() -> str:
     return __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, as every other error (argparse prints the whole usage,
+    50 lines for train, before the message)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="alexnet",
         description="The 2012 AlexNet paper's network and method: train, evaluate, "
         "predict, prepare data, summarise, export and visualise.",
@@ -55,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show full tracebacks for errors (also ALEXNET_DEBUG=1)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for modname in SUBCOMMANDS:
         mod = importlib.import_module(f"alexnet.cli.{modname}")
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.__doc__)
