@@ -257,6 +257,11 @@ class Trainer:
         for note in [*self.notes, self.data.scan_summary()]:
             if note:
                 log.line(note)
+        if self.epoch >= cfg.epochs:
+            log.line(
+                f"the run has trained {self.epoch} epochs and --epochs is {cfg.epochs}: "
+                "nothing to train (pass a larger --epochs to continue it)"
+            )
         self._emit("on_train_start")
         with StopRequest() as stop:
             while self.epoch < cfg.epochs:

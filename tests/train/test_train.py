@@ -52,7 +52,7 @@ def test_run_directory_contents(tiny_data, tmp_path, train_config):
     assert (out / "plots" / "curves.png").stat().st_size > 1000
 
 
-def test_resume_is_bit_identical(tiny_data, tmp_path, train_config):
+def test_resume_is_bit_identical(tiny_data, tmp_path, train_config, capsys):
     straight = tmp_path / "straight"
     train(train_config(tiny_data, straight, epochs=2))
     split = tmp_path / "split"
@@ -64,6 +64,10 @@ def test_resume_is_bit_identical(tiny_data, tmp_path, train_config):
     a = [json.loads(x) for x in (straight / "metrics.jsonl").read_text().splitlines()]
     b = [json.loads(x) for x in (split / "metrics.jsonl").read_text().splitlines()]
     assert [r["val_top1_error"] for r in a] == [r["val_top1_error"] for r in b]
+    before = (split / "checkpoints" / "last.pt").read_bytes()
+    train(train_config(tiny_data, split, epochs=1), resume="auto")  # fewer than done
+    assert "has trained 2 epochs and --epochs is 1: nothing to train" in capsys.readouterr().err
+    assert (split / "checkpoints" / "last.pt").read_bytes() == before
 
 
 def test_max_steps_mid_epoch_then_resume_is_bit_identical(tiny_data, tmp_path, train_config):
@@ -105,6 +109,12 @@ def test_existing_run_is_refused_unless_resume_or_overwrite(tiny_data, tmp_path,
     assert main(args) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--resume", "auto", "--init", "paper"]) == 0  # the values it has
+    assert "ignoring" not in capsys.readouterr().err
+    assert main([*args, "--resume", "auto", "--batch-size", "8", "--init", "caffe"]) == 0
+    err = capsys.readouterr().err
+    assert "resuming keeps the checkpoint's settings; ignoring batch_size, init" in err
 
 
 def test_all_config_errors_reported_together(tmp_path, capsys):

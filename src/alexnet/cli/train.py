@@ -12,6 +12,7 @@ Under torchrun every process runs this same command.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
 NAME = "train"
@@ -69,6 +70,7 @@ def _resume_config(args: argparse.Namespace, over: dict, model_kw: dict):
     from alexnet.checkpoint import find_latest_checkpoint, load_checkpoint
     from alexnet.config import config_from_dict
     from alexnet.errors import UserError
+    from alexnet.models import model_info
 
     path = args.resume
     if path == "auto":
@@ -79,7 +81,10 @@ def _resume_config(args: argparse.Namespace, over: dict, model_kw: dict):
             return None, None
     state = load_checkpoint(path, mmap=True)  # read once: train() gets this dict
     cfg = config_from_dict(state["config"], f"checkpoint {path}")
-    ignored = sorted(set(over) - RESUME_OVERRIDABLE) + sorted(model_kw)
+    builder = inspect.signature(model_info(cfg.model).builder).parameters.values()
+    kept = {**{b.name: b.default for b in builder}, **(cfg.model_kwargs or {})}
+    ignored = sorted(k for k in set(over) - RESUME_OVERRIDABLE if getattr(cfg, k, None) != over[k])
+    ignored += sorted(k for k in model_kw if kept.get(k, object()) != model_kw[k])
     if ignored or args.preset or args.config:
         what = ignored + [f"--{k}" for k in ("preset", "config") if getattr(args, k)]
         print(
