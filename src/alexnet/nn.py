@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from alexnet.ops import implementation, lrn_formula
 from alexnet.ops.lrn import check_input
+from alexnet.ops.select import kernel_available
 
 __all__ = [
     "Dropout",
@@ -121,6 +122,7 @@ class LocalResponseNorm(nn.Module):
         self.alpha_over_size = alpha_over_size
         self.groups = groups
         self.inplace = inplace
+        kernel_available()  # load (once: build) the C kernels now, eagerly; see there
 
     def forward(self, x: Tensor) -> Tensor:
         return local_response_norm(

@@ -31,7 +31,6 @@ import torch
 from PIL import Image
 from torch import Tensor
 from torch.nn import functional as nnf
-from torchvision.transforms import v2
 
 from .images import resize_center_crop, to_rgb
 from .stats import IMAGENET_STATS, DatasetStats
@@ -120,7 +119,7 @@ def resized_uint8(img: Any, size: int = 256, mode: str = "square") -> Tensor:
             )
         if img.shape[1:] == (size, size):
             return img
-        img = v2.functional.to_pil_image(img)
+        img = Image.fromarray(img.permute(1, 2, 0).numpy())
     if not isinstance(img, Image.Image):
         raise TypeError(f"expected a PIL image or a uint8 tensor, got {type(img).__name__}")
     img = to_rgb(img)
@@ -129,8 +128,10 @@ def resized_uint8(img: Any, size: int = 256, mode: str = "square") -> Tensor:
     elif mode == "warp":
         img = img if img.size == (size, size) else img.resize((size, size), Image.BILINEAR)
     else:  # torchvision's Resize(size) on a PIL image, so the pixels are its own
+        from torchvision.transforms import v2  # imported here: 1 s, torch._dynamo with it
+
         img = v2.functional.resize(img, [size], interpolation=v2.InterpolationMode.BILINEAR)
-    return v2.functional.pil_to_tensor(img)
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).contiguous()
 
 
 def square_uint8(img: Any, size: int = 256) -> Tensor:
@@ -214,7 +215,11 @@ class TrainTransform:
         self.resize_mode = resize_mode
         self.lighting = PCALighting(lighting, stats.eigval, stats.eigvec, lighting_convention)
         cj = [color_jitter] * 3 if np.isscalar(color_jitter) else list(color_jitter)
-        self.jitter = v2.ColorJitter(*cj) if any(cj) else None
+        self.jitter = None
+        if any(cj):
+            from torchvision.transforms import v2
+
+            self.jitter = v2.ColorJitter(*cj)
         self.normalizer = Normalizer(stats, normalize, resize)
         _check_sizes(input_size, resize, resize_mode, self.normalizer)
 

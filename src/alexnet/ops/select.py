@@ -25,9 +25,11 @@ from ._kernel import KERNEL_DTYPES
 __all__ = ["implementation", "kernel_available"]
 
 
-@torch.compiler.assume_constant_result
 def kernel_available() -> bool:
-    """True when the C library is built and loaded (a constant to ``torch.compile``)."""
+    """True when the C library is built and loaded. ``alexnet.nn.LocalResponseNorm``
+    calls it when constructed, so ``torch.compile`` traces a dictionary lookup here, never
+    the build (``torch.compiler.assume_constant_result`` would do it too, at the price of
+    importing ``torch._dynamo``, 1.2 s, in every process that imports alexnet)."""
     return lrn_library() is not None
 
 
