@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-# A small but real run: the paper's network at reduced width keeps each step fast.
+# A small but real run: the paper's whole network (61 M parameters, a 455 MB last.pt) with
+# Kaiming init, at batch 4 on 24 images (conftest's tiny_data).
 SMALL_MODEL = {"init": "kaiming"}
 
 
