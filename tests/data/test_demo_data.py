@@ -159,3 +159,10 @@ def test_bad_demo_options_are_refused_before_anything_runs(options, message, tmp
         TrainConfig(demo=options, out=str(tmp_path / "run")).validate()
     assert not (tmp_path / "run").exists()
     TrainConfig(demo={"train_per_class": 3}).validate()
+
+
+def test_demo_options_take_any_integer_but_not_a_bool():
+    from alexnet.data.demo import demo_option_errors
+
+    assert demo_option_errors({"seed": np.int64(3), "size": 64}) == []
+    assert demo_option_errors({"seed": True}) == ["demo option seed must be an integer, got True"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from alexnet.config import literal_choices, setting_types
+
 NAME = "bench"
 HELP = "throughput table: train/infer, fp32/bf16, NCHW/channels_last, eager/compile"
 
@@ -47,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--augment-on",
-        choices=("auto", "loader", "device"),
+        choices=literal_choices(setting_types()["augment_on"]),
         default="auto",
         help="--store: where crops, mirrors, lighting run, as alexnet train's flag (auto)",
     )

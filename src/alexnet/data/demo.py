@@ -30,6 +30,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, fields
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,11 @@ def demo_option_errors(options: dict) -> list[str]:
     names = [f.name for f in fields(DemoSpec) if f.name != "version"]
     listed = ", ".join(names)
     errors = [f"unknown demo option {k!r} (options: {listed})" for k in options if k not in names]
-    bad_type = [k for k in names if k in options and type(options[k]) is not int]
+    bad_type = [
+        k
+        for k in names
+        if k in options and (isinstance(options[k], bool) or not isinstance(options[k], Integral))
+    ]
     errors += [f"demo option {k} must be an integer, got {options[k]!r}" for k in bad_type]
     if errors:
         return errors

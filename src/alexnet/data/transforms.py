@@ -131,7 +131,7 @@ def resized_uint8(img: Any, size: int = 256, mode: str = "square") -> Tensor:
         from torchvision.transforms import v2  # imported here: 1 s, torch._dynamo with it
 
         img = v2.functional.resize(img, [size], interpolation=v2.InterpolationMode.BILINEAR)
-    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous()
 
 
 def square_uint8(img: Any, size: int = 256) -> Tensor:
