@@ -231,3 +231,65 @@ def test_model_file_imports_only_torch():
 def test_config_is_an_instance_attribute():
     model = AlexNet(num_classes=3, input_size=224)
     assert model.config.input_size == 224 and model.config.num_classes == 3
+
+
+@pytest.mark.parametrize("name", ["alexnet", "alexnet_bn"])
+def test_width_scales_every_layer_and_keeps_the_names(name):
+    """width 1/8: 12, 32, 48, 48, 32 maps and 512 features; the same state-dict keys, both
+    towers (conv2/4/5 grouped), the LRN tails and the 227-pixel input of the full network."""
+    full = create_model(name, num_classes=10)
+    narrow = create_model(name, num_classes=10, width=0.125)
+    assert list(full.state_dict()) == list(narrow.state_dict())
+    shapes = {k: tuple(v.shape) for k, v in narrow.state_dict().items() if k.endswith("weight")}
+    assert shapes["features.conv1.weight"] == (12, 3, 11, 11)
+    assert shapes["features.conv2.weight"] == (32, 6, 5, 5)  # groups=2: 6 of conv1's 12 maps
+    assert shapes["features.conv3.weight"] == (48, 32, 3, 3)  # conv3 sees both towers
+    assert shapes["classifier.fc6.weight"] == (512, 32 * 6 * 6)
+    assert shapes["classifier.fc8.weight"] == (10, 512)
+    assert [m.groups for m in narrow.modules() if isinstance(m, nn.Conv2d)] == [1, 2, 1, 2, 2]
+    assert narrow.model_kwargs == {"width": 0.125}
+    assert tower_slices(narrow)["conv1"] == (slice(0, 6), slice(6, 12))
+    with torch.no_grad():
+        assert narrow.eval()(torch.randn(2, 3, 227, 227)).shape == (2, 10)
+    if name == "alexnet":
+        tails = [m for m in narrow.modules() if type(m).__name__ == "ReLULRNPool"]
+        assert len(tails) == 2 and all(t.lrn.groups == 2 for t in tails)
+        assert sum(p.numel() for p in narrow.parameters()) == 898_554
+
+
+def test_narrow_network_matches_a_float64_reference():
+    """The width-1/8 network against the paper's layers written out in float64 with
+    torch.nn.functional: per-tower LRN b = a / (k + alpha * sum a^2)^beta over 5 maps."""
+    import torch.nn.functional as F
+
+    model = create_model("alexnet", num_classes=7, width=0.125).double().eval()
+    w = {k: v for k, v in model.state_dict().items()}
+    x = torch.randn(2, 3, 227, 227, dtype=torch.float64)
+
+    def lrn(a, n=5, alpha=1e-4, beta=0.75, k=2.0):
+        towers = []
+        for t in a.chunk(2, dim=1):  # each tower normalised over its own maps
+            sq = F.pad(t.pow(2), (0, 0, 0, 0, n // 2, n // 2))
+            s = sum(sq[:, i : i + t.shape[1]] for i in range(n))
+            towers.append(t / (k + alpha * s).pow(beta))
+        return torch.cat(towers, dim=1)
+
+    def conv(h, i, stride=1, pad=0, groups=1):
+        p = f"features.conv{i}."
+        return F.conv2d(h, w[p + "weight"], w[p + "bias"], stride, pad, groups=groups)
+
+    h = F.max_pool2d(lrn(F.relu(conv(x, 1, 4))), 3, 2)
+    h = F.max_pool2d(lrn(F.relu(conv(h, 2, 1, 2, 2))), 3, 2)
+    h = F.relu(conv(h, 3, 1, 1))
+    h = F.relu(conv(h, 4, 1, 1, 2))
+    h = F.max_pool2d(F.relu(conv(h, 5, 1, 1, 2)), 3, 2).flatten(1)
+    for i in (6, 7):  # dropout at test time: x (1 - p), the paper's form
+        h = 0.5 * F.relu(F.linear(h, w[f"classifier.fc{i}.weight"], w[f"classifier.fc{i}.bias"]))
+    ref = F.linear(h, w["classifier.fc8.weight"], w["classifier.fc8.bias"])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref, rtol=1e-10, atol=1e-12)
+
+
+def test_width_out_of_range_is_refused():
+    with pytest.raises(ValueError, match=r"width must be in \(0, 4\], got 0"):
+        create_model("alexnet", width=0)

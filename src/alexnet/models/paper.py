@@ -90,6 +90,7 @@ class AlexNetConfig:
     lrn_alpha_over_n: bool = False  # True: alpha / n, as Caffe, cuda-convnet and PyTorch
     lrn_window: str = "tower"  # "tower": inside each tower (the paper); "layer": across it
     pool_before_lrn: bool = False  # True: conv -> ReLU -> pool -> LRN (CaffeNet's order)
+    width: float = 1.0  # multiplier of every layer's channels and fc6/fc7 features
 
     def __post_init__(self) -> None:
         errors = []
@@ -109,6 +110,8 @@ class AlexNetConfig:
             errors.append(f"lrn_size must be >= 1, got {self.lrn_size}")
         if self.lrn_window not in LRN_WINDOWS:
             errors.append(f"lrn_window must be one of {LRN_WINDOWS}, got {self.lrn_window!r}")
+        if not 0.0 < self.width <= 4.0:
+            errors.append(f"width must be in (0, 4], got {self.width}")
         if errors:
             raise ValueError("; ".join(errors))
 
@@ -124,6 +127,12 @@ class AlexNetConfig:
         if self.norm == "none":
             out["lrn"] = False
         return out
+
+
+def scaled(channels: int, width: float) -> int:
+    """``channels`` x ``width``, rounded to an even count (one half per tower), at least 2:
+    width 1/8 gives conv1..conv5 12, 32, 48, 48, 32 maps and fc6/fc7 512 features."""
+    return max(2, 2 * round(channels * width / 2))
 
 
 def _conv_block(name: str, conv: nn.Conv2d, cfg: AlexNetConfig, lrn: bool):
@@ -165,27 +174,29 @@ class AlexNet(nn.Module):
         self.model_kwargs = cfg.options()
         bias = cfg.norm != "bn"
         pad1 = INPUT_SIZES[cfg.input_size]
+        c1, c2, c3, c4, c5 = (scaled(c, cfg.width) for c in (96, 256, 384, 384, 256))
+        fc = scaled(4096, cfg.width)
         feats = []
-        feats += _conv_block("conv1", nn.Conv2d(3, 96, 11, 4, pad1, bias=bias), cfg, True)
-        conv2 = nn.Conv2d(96, 256, 5, 1, 2, groups=2, bias=bias)
+        feats += _conv_block("conv1", nn.Conv2d(3, c1, 11, 4, pad1, bias=bias), cfg, True)
+        conv2 = nn.Conv2d(c1, c2, 5, 1, 2, groups=2, bias=bias)
         feats += _conv_block("conv2", conv2, cfg, True)
-        feats += _conv_block("conv3", nn.Conv2d(256, 384, 3, 1, 1, bias=bias), cfg, False)
-        conv4 = nn.Conv2d(384, 384, 3, 1, 1, groups=2, bias=bias)
+        feats += _conv_block("conv3", nn.Conv2d(c2, c3, 3, 1, 1, bias=bias), cfg, False)
+        conv4 = nn.Conv2d(c3, c4, 3, 1, 1, groups=2, bias=bias)
         feats += _conv_block("conv4", conv4, cfg, False)
-        conv5 = nn.Conv2d(384, 256, 3, 1, 1, groups=2, bias=bias)
+        conv5 = nn.Conv2d(c4, c5, 3, 1, 1, groups=2, bias=bias)
         feats += _conv_block("conv5", conv5, cfg, False)
         self.features = nn.Sequential(OrderedDict(feats))
         drop = (cfg.dropout, cfg.dropout_form)
         self.classifier = nn.Sequential(
             OrderedDict(
                 [
-                    ("fc6", nn.Linear(256 * 6 * 6, 4096)),
+                    ("fc6", nn.Linear(c5 * 6 * 6, fc)),
                     ("relu6", nn.ReLU(inplace=True)),
                     ("drop6", Dropout(*drop)),
-                    ("fc7", nn.Linear(4096, 4096)),
+                    ("fc7", nn.Linear(fc, fc)),
                     ("relu7", nn.ReLU(inplace=True)),
                     ("drop7", Dropout(*drop)),
-                    ("fc8", nn.Linear(4096, cfg.num_classes)),
+                    ("fc8", nn.Linear(fc, cfg.num_classes)),
                 ]
             )
         )
@@ -227,12 +238,12 @@ class AlexNet(nn.Module):
             )
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """(B, 3, S, S) images -> (B, 256, 6, 6) pool5 maps."""
+        """(B, 3, S, S) images -> (B, 256, 6, 6) pool5 maps (256 x width)."""
         self._check_input(x)
         return self.features(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """(B, 256, 6, 6) -> (B, num_classes) logits, or (B, 4096) fc7 features
+        """(B, 256, 6, 6) -> (B, num_classes) logits, or (B, 4096) fc7 features (x width)
         (after ReLU, before dropout: the §6.1 retrieval vector) when ``pre_logits``."""
         x = torch.flatten(x, 1)
         if pre_logits:
@@ -283,6 +294,7 @@ def alexnet(
     lrn_alpha_over_n: bool = False,
     lrn_window: Literal["tower", "layer"] = "tower",
     pool_before_lrn: bool = False,
+    width: float = 1.0,
 ) -> AlexNet:
     """The paper's network (§3): LRN, two towers, 60,965,224 parameters at 1000 classes.
 
@@ -299,6 +311,7 @@ def alexnet(
         lrn_alpha_over_n: divide alpha by n, as Caffe, cuda-convnet and PyTorch do
         lrn_window: tower (inside each tower, the paper) or layer (across all maps, Caffe)
         pool_before_lrn: pool, then normalise (CaffeNet's order)
+        width: multiplier of every layer's maps and of fc6/fc7's features (1 is the paper)
     """
     return AlexNet(
         AlexNetConfig(
@@ -315,6 +328,7 @@ def alexnet(
             lrn_alpha_over_n=lrn_alpha_over_n,
             lrn_window=lrn_window,
             pool_before_lrn=pool_before_lrn,
+            width=width,
         )
     )
 
@@ -334,6 +348,7 @@ def alexnet_bn(
     dropout: float = 0.5,
     dropout_form: Literal["paper", "inverted"] = "paper",
     init: Literal["paper", "caffe", "kaiming"] = "paper",
+    width: float = 1.0,
 ) -> AlexNet:
     """The paper's network with BatchNorm after every convolution instead of LRN.
 
@@ -342,6 +357,7 @@ def alexnet_bn(
         dropout: probability p of dropping an fc6 or fc7 output (§4.2: 0.5)
         dropout_form: paper (outputs x (1 - p) at test time) or inverted (PyTorch's)
         init: paper (§5), caffe (bvlc_alexnet's fillers) or kaiming (He, zero fc8)
+        width: multiplier of every layer's maps and of fc6/fc7's features (1 is the paper)
 
     Conv biases are dropped (BatchNorm's shift replaces them): 60,963,384
     parameters plus BatchNorm's 2 x 1,376 at 1000 classes (``alexnet summary
@@ -355,5 +371,6 @@ def alexnet_bn(
             dropout=dropout,
             dropout_form=dropout_form,
             init=init,
+            width=width,
         )
     )
