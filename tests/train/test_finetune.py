@@ -11,6 +11,8 @@ from alexnet.models import create_model
 from alexnet.train import train
 from alexnet.trainsetup import param_groups
 
+NARROW = {"width": 0.125}  # tests/conftest.py's NARROW: the paper's layers at 1/8 width
+
 
 def _pretrained(path, model="alexnet", classes=5, **kwargs):
     """A weights-only checkpoint of a fresh 5-class model (another class count than the data)."""
@@ -25,10 +27,10 @@ def _pretrained(path, model="alexnet", classes=5, **kwargs):
 def test_finetune_replaces_fc8_freezes_and_records_its_origin(
     tiny_data, tmp_path, train_config, capsys
 ):
-    before = _pretrained(tmp_path / "pre.pt", init="kaiming")
+    before = _pretrained(tmp_path / "pre.pt", init="kaiming", **NARROW)
     cfg = train_config(
         tiny_data, tmp_path / "run", epochs=1, init_from=str(tmp_path / "pre.pt"),
-        freeze="conv5", model_kwargs={}, lr=0.01, quiet=False,
+        freeze="conv5", model_kwargs=NARROW, lr=0.01, quiet=False,
     )  # fmt: skip
     train(cfg)
     assert "fc8 replaced (5 -> 3 classes)" in capsys.readouterr().err
@@ -39,7 +41,7 @@ def test_finetune_replaces_fc8_freezes_and_records_its_origin(
             key = f"features.conv{i}.{p}"
             assert torch.equal(after[key], before[key]), key
     assert not torch.equal(after["classifier.fc6.weight"], before["classifier.fc6.weight"])
-    assert after["classifier.fc8.weight"].shape == (3, 4096)
+    assert after["classifier.fc8.weight"].shape == (3, 512)
     assert ck["init_from"] == {
         "file": str(tmp_path / "pre.pt"),
         "model_name": "alexnet",
@@ -52,8 +54,8 @@ def test_finetune_replaces_fc8_freezes_and_records_its_origin(
 
 
 def test_finetune_resume_is_bit_identical(tiny_data, tmp_path, train_config):
-    _pretrained(tmp_path / "pre.pt", init="kaiming")
-    common = dict(init_from=str(tmp_path / "pre.pt"), model_kwargs={}, backbone_lr_mult=0.1)
+    _pretrained(tmp_path / "pre.pt", init="kaiming", **NARROW)
+    common = dict(init_from=str(tmp_path / "pre.pt"), model_kwargs=NARROW, backbone_lr_mult=0.1)
     train(train_config(tiny_data, tmp_path / "straight", epochs=2, **common))
     train(train_config(tiny_data, tmp_path / "split", epochs=1, **common))
     train(train_config(tiny_data, tmp_path / "split", epochs=2, **common), resume="auto")
@@ -63,7 +65,7 @@ def test_finetune_resume_is_bit_identical(tiny_data, tmp_path, train_config):
 
 
 def test_backbone_lr_mult_groups():
-    model = create_model("alexnet", num_classes=3)
+    model = create_model("alexnet", num_classes=3, **NARROW)
     pretrained = {n for n, _ in model.named_parameters() if not n.startswith("classifier.fc8")}
     groups = param_groups(TrainConfig(backbone_lr_mult=0.1), model.named_parameters(), pretrained)
     mults = sorted((g["lr_mult"], len(g["params"])) for g in groups)
@@ -71,9 +73,9 @@ def test_backbone_lr_mult_groups():
 
 
 def test_frozen_batchnorm_keeps_its_statistics(tiny_data, tmp_path, train_config):
-    before = _pretrained(tmp_path / "pre.pt", model="alexnet_bn", classes=3)
+    before = _pretrained(tmp_path / "pre.pt", model="alexnet_bn", classes=3, **NARROW)
     cfg = train_config(
-        tiny_data, tmp_path / "run", epochs=1, model="alexnet_bn", model_kwargs={},
+        tiny_data, tmp_path / "run", epochs=1, model="alexnet_bn", model_kwargs=NARROW,
         init_from=str(tmp_path / "pre.pt"), freeze="conv2", max_steps=2,
     )  # fmt: skip
     train(cfg)
@@ -100,11 +102,11 @@ def test_a_head_of_other_classes_is_replaced_even_at_the_same_count():
     from alexnet.trainsetup import init_from_weights
 
     torch.manual_seed(0)
-    source = create_model("alexnet", num_classes=3)
+    source = create_model("alexnet", num_classes=3, **NARROW)
     loaded = LoadedModel(source, "alexnet", ["cat", "dog", "fox"])
     for data_classes, kept in ((["cat", "dog", "fox"], True), (["a", "b", "c"], False)):
         torch.manual_seed(1)
-        model = create_model("alexnet", num_classes=3)
+        model = create_model("alexnet", num_classes=3, **NARROW)
         fresh = model.classifier.fc8.weight.detach().clone()
         copied, notes = init_from_weights(model, loaded, "classifier.fc8", "f.pt", data_classes)
         assert ("classifier.fc8.weight" in copied) is kept
