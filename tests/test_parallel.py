@@ -9,11 +9,14 @@ from alexnet.errors import UserError
 from alexnet.models import create_model
 from alexnet.parallel import TwoTowerAlexNet, unwrap_model_parallel, wrap_model_parallel
 
+NARROW = 0.125  # tests/conftest.py's NARROW: the two towers at 1/8 width
+
 
 @pytest.fixture(scope="module")
 def pair():
     torch.manual_seed(0)
-    model = create_model("alexnet", num_classes=10, init="kaiming", dropout=0.0).double()
+    model = create_model("alexnet", num_classes=10, init="kaiming", dropout=0.0, width=NARROW)
+    model = model.double()
     torch.nn.init.normal_(model.classifier.fc8.weight, 0.0, 0.01)  # kaiming zeroes it
     return model, wrap_model_parallel(model, "cpu,cpu").double()
 
@@ -49,7 +52,7 @@ def test_weights_round_trip_in_the_checkpoint_format(pair):
     assert unwrap_model_parallel(model).keys() == sd.keys()
     assert all(torch.equal(sd[k], v) for k, v in model.state_dict().items())
     # the same options (dropout 0: the paper's dropout scales by 1 - p at test time)
-    other = create_model("alexnet", num_classes=10, dropout=0.0).double()
+    other = create_model("alexnet", num_classes=10, dropout=0.0, width=NARROW).double()
     mp2 = TwoTowerAlexNet(other, "cpu", "cpu").double()
     mp2.load_merged_state_dict(sd)
     x = torch.randn(1, 3, 227, 227, dtype=torch.float64)
@@ -69,7 +72,7 @@ def test_towers_exchange_only_at_conv3_and_fc(pair):
 
 
 def test_bad_specs_and_models():
-    model = create_model("alexnet", num_classes=4)
+    model = create_model("alexnet", num_classes=4, width=NARROW)
     for spec in ("cpu", "cpu,cpu,cpu", "cpu,"):
         with pytest.raises(UserError, match="two devices"):
             wrap_model_parallel(model, spec)
@@ -78,7 +81,7 @@ def test_bad_specs_and_models():
     with pytest.raises(UserError, match="alexnet"):
         wrap_model_parallel(create_model("alexnet_owt", num_classes=4), "cpu,cpu")
     with pytest.raises(UserError, match="BatchNorm"):
-        wrap_model_parallel(create_model("alexnet_bn", num_classes=4), "cpu,cpu")
+        wrap_model_parallel(create_model("alexnet_bn", num_classes=4, width=NARROW), "cpu,cpu")
 
 
 def test_train_with_model_parallel_on_cpu(tiny_data, tmp_path, train_config):
@@ -89,4 +92,6 @@ def test_train_with_model_parallel_on_cpu(tiny_data, tmp_path, train_config):
     train(train_config(tiny_data, out, epochs=1, model_parallel="cpu,cpu", max_steps=2))
     ck = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ck["step"] == 2
-    create_model("alexnet", num_classes=3).load_state_dict(ck["model"])  # the one format
+    create_model("alexnet", num_classes=3, width=NARROW).load_state_dict(
+        ck["model"]
+    )  # the one format
