@@ -5,19 +5,21 @@
 for its training set), so :meth:`NpzWriter.stream` writes the ``.npy`` header for
 the final shape first and then each batch as it is computed. The zip is
 uncompressed (as ``np.savez``), zip64, written to ``<name>.tmp-<pid>`` and renamed
-into place when complete: a failed run leaves no partial file under the real name.
+into place when complete: a failed run leaves no partial file under the real name (and
+deletes its temporary file; a killed run's is deleted by the next writer of that name).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["NpzWriter"]
+__all__ = ["NpzWriter", "remove_stale_temporaries"]
 
 
 class _Stream:
@@ -60,6 +62,7 @@ class NpzWriter:
 
     def __enter__(self) -> NpzWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.path)
         self.file = open(self.tmp, "wb")  # noqa: SIM115 - closed in __exit__
         self.zip = zipfile.ZipFile(self.file, "w", zipfile.ZIP_STORED, allowZip64=True)
         self._stream: _Stream | None = None
@@ -76,18 +79,53 @@ class NpzWriter:
         return self._stream
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._discard()
+            return
         try:
-            if exc_type is None:
-                self.zip.close()  # the central directory
-                self.file.flush()
-                os.fsync(self.file.fileno())
-                self.file.close()
-                os.replace(self.tmp, self.path)
-        finally:
-            if exc_type is not None:  # finish the zip (a member may be open), then drop it
-                with contextlib.suppress(Exception):
-                    if self._stream is not None:
-                        self._stream.file.close()
-                    self.zip.close()
+            self.zip.close()  # the central directory
+            self.file.flush()
+            os.fsync(self.file.fileno())
             self.file.close()
-            self.tmp.unlink(missing_ok=True)
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self._discard()
+            raise
+
+    def _discard(self) -> None:
+        """Close what is open (a full disk fails each write again: ignored) and delete the
+        temporary file."""
+        with contextlib.suppress(Exception):
+            if self._stream is not None:
+                self._stream.file.close()
+        with contextlib.suppress(Exception):
+            self.zip.close()
+        with contextlib.suppress(Exception):
+            self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete ``<name>.tmp-<pid>`` files beside ``path`` whose process is gone (a killed
+    run's partial output); those of running processes are kept. Returns what was deleted."""
+    removed = []
+    for tmp in path.parent.glob(f"{glob.escape(path.name)}.tmp-*"):
+        pid = tmp.name.rsplit(".tmp-", 1)[1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

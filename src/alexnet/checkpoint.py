@@ -31,10 +31,10 @@ checkpoint intact and no partial file under the real name.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import pickle
 import random
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,7 @@ def load_checkpoint(
         raise UserError(f"checkpoint {path} is a directory, not a file")
     if path.stat().st_size == 0:
         raise UserError(f"checkpoint {path} is empty (0 bytes)")
+    _check_magic(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
@@ -133,7 +134,7 @@ def load_checkpoint(
             f"checkpoint {path} was refused: it holds Python objects that safe loading "
             f"(weights_only) does not allow, which could run code ({first[:160]})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - torch's readers raise KeyError, IndexError, ...
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"checkpoint {path} is truncated or corrupt ({msg[:160]})") from None
     if not isinstance(state, dict) or "model" not in state or "model_name" not in state:
@@ -145,12 +146,15 @@ def load_checkpoint(
     return upgrade_state(state, str(path))
 
 
-def upgrade_state(state: dict, source: str = "checkpoint") -> dict:
-    """The checkpoint dict in this version's format (module docstring); a newer format
-    is refused with both versions named."""
+def upgrade_state(
+    state: dict, source: str = "checkpoint", weights_source: str | None = None
+) -> dict:
+    """The checkpoint dict in this version's format (module docstring), its fields checked
+    (:func:`check_state`); a newer format is refused with both versions named."""
     version = check_format_version(
         state.get("format_version", 1), what="checkpoint", source=source, newest=CHECKPOINT_VERSION
     )
+    check_state(state, source, weights_source)
     if version == 1:
         state = dict(state)
         kwargs = dict(state.get("model_kwargs") or {})
@@ -237,6 +241,10 @@ def load_weights(
         )
     head = model_info(model_name).head
     for k, v in sd.items():
+        if v.is_floating_point() != own[k].is_floating_point():
+            raise UserError(
+                f"{source}: {k} is {v.dtype}, but model {model_name!r} holds {own[k].dtype} there"
+            )
         if tuple(v.shape) != tuple(own[k].shape):
             raise UserError(
                 f"{source}: {k} has shape {tuple(v.shape)} but model {model_name!r} expects "
@@ -250,7 +258,9 @@ def load_weights(
 
 @dataclass
 class LoadedModel:
-    """A model rebuilt from a checkpoint or safetensors file, with what it needs to run."""
+    """A model rebuilt from a checkpoint or safetensors file, with what it needs to run.
+    ``weights``: which of the file's weights it holds, "EMA (decay 0.999)" or "raw ..."
+    when the file has both, "" when it has one set."""
 
     model: nn.Module
     model_name: str
@@ -258,25 +268,57 @@ class LoadedModel:
     model_kwargs: dict = field(default_factory=dict)
     preprocessing: dict = field(default_factory=dict)
     source: str = ""
+    weights: str = ""
 
 
-def model_from_state(state: dict, source: str = "checkpoint") -> LoadedModel:
-    """Build the model a checkpoint dict describes and load its weights."""
+WEIGHTS = ("auto", "ema", "raw")  # model_from_state's choice; auto: EMA when kept
+
+
+def model_from_state(
+    state: dict, source: str = "checkpoint", *, weights: str = "auto"
+) -> LoadedModel:
+    """Build the model a checkpoint dict (checked by :func:`check_state`) describes and
+    load its weights: with ``weights`` "auto" the EMA of the weights where the run kept
+    one (``--ema-decay``: the weights its validation, and so best.pt's choice, used),
+    else (or with "raw") the weights the optimizer stepped. Options, input sizes and
+    values are checked first."""
     name = state["model_name"]
     classes = list(state.get("classes") or [])
     kwargs = dict(state.get("model_kwargs") or {})
+    sd, which = _chosen_weights(state, source, weights)
+    check_model_fields(state, source)
     try:
+        info = model_info(name)
         if not classes:
-            bias = strip_prefixes(state["model"]).get(model_info(name).head + ".bias")
+            bias = strip_prefixes(sd).get(info.head + ".bias")
             if bias is None:
                 raise ValueError("the checkpoint names no classes and has no final layer")
             classes = [str(i) for i in range(int(bias.shape[0]))]
         with torch.device("meta"):  # no memory, no initialisation: the weights replace it
             model = create_model(name, num_classes=len(classes), **kwargs)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise UserError(f"{source}: {e}") from None
-    load_weights(model, state["model"], source, name, assign=True)
-    return LoadedModel(model, name, classes, kwargs, dict(state.get("preprocessing") or {}), source)
+    load_weights(model, sd, source, name, assign=True)
+    check_finite(model.state_dict(), source, which)
+    pre = dict(state.get("preprocessing") or {})
+    return LoadedModel(model, name, classes, kwargs, pre, source, which)
+
+
+def _chosen_weights(state: dict, source: str, weights: str) -> tuple[dict, str]:
+    """(state dict, description) of the weights ``weights`` asks for."""
+    if weights not in WEIGHTS:
+        raise UserError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    ema = state.get("ema")
+    if ema is None:
+        if weights == "ema":
+            raise UserError(f"{source} holds no EMA weights (the run had no --ema-decay)")
+        return state["model"], ""
+    if weights == "raw":
+        return state["model"], "raw (not the EMA kept beside them)"
+    decay = (state.get("config") or {}).get("ema_decay")
+    return {k: v for k, v in ema.items() if k != "n_averaged"}, (
+        f"EMA (decay {decay:g})" if _is_number(decay) else "EMA (decay not recorded)"
+    )
 
 
 def find_latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
@@ -301,6 +343,197 @@ def find_latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
         if state.get("optimizer") is not None:
             return p
     return None
+
+
+# ---- the schema: every field read from a file checked for type and range before use ----
+
+MAX_INPUT_SIDE = 1024  # the largest input side a file may ask for (any-size models)
+MAX_RESIZE_FACTOR = 4  # resize <= 4 x the input side (the paper: 256 for 227)
+MAX_CLASSES = 1_000_000
+_WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64)
+_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip; the legacy format's pickle
+
+
+def _check_magic(path: Path) -> None:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith(_MAGIC):
+        raise UserError(
+            f"{path} is not a checkpoint: torch.save did not write it (it starts with {head!r})"
+        )
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def _short(v: Any) -> str:
+    text = repr(v) if not isinstance(v, torch.Tensor) else f"a {v.dtype} tensor"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _tensor_dict_problem(d: Any, field_name: str) -> str:
+    if not isinstance(d, dict):
+        return f"{field_name} must be a mapping of names to tensors, got {_short(d)}"
+    for k, v in d.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            got = _short(v)
+            return f"{field_name}[{_short(k)}] must be a tensor under a string name, got {got}"
+        if v.dtype not in _WEIGHT_DTYPES:
+            return (
+                f"{field_name}[{k!r}] is {v.dtype}; weights are floating point (float32, "
+                "float16, bfloat16 or float64)"
+            )
+    return ""
+
+
+def check_state(state: dict, source: str, weights_source: str | None = None) -> None:
+    """The checkpoint schema (module docstring): each field that evaluate, predict,
+    features, export and resume read has the right type, else one UserError naming the
+    file and every wrong field (``weights_source``: the file that holds the tensors, when
+    not ``source``: a sidecar's ``.safetensors``). No tensor's values are read here."""
+    from alexnet.data.stats import check_stats_dict
+
+    errors = []
+    problem = _tensor_dict_problem(state.get("model"), "model")
+    if problem:
+        raise UserError(f"{weights_source or source}: {problem}")
+    if not isinstance(state.get("model_name"), str):
+        errors.append(f"model_name must be a string, got {_short(state.get('model_name'))}")
+    for key, kind in (("model_kwargs", dict), ("config", dict), ("preprocessing", dict)):
+        if state.get(key) is not None and not isinstance(state[key], kind):
+            errors.append(f"{key} must be a mapping, got {_short(state[key])}")
+    kwargs = state.get("model_kwargs")
+    if isinstance(kwargs, dict) and not all(isinstance(k, str) for k in kwargs):
+        errors.append(f"model_kwargs names must be strings, got {_short(list(kwargs))}")
+    classes = state.get("classes")
+    if classes is not None and not (
+        isinstance(classes, (list, tuple))
+        and len(classes) <= MAX_CLASSES
+        and all(isinstance(c, str) for c in classes)
+    ):
+        got = _short(classes)
+        errors.append(f"classes must be a list of at most {MAX_CLASSES} names, got {got}")
+    if state.get("ema") is not None:
+        errors.append(_tensor_dict_problem(state["ema"], "ema"))
+    for key in ("epoch", "step"):
+        if key in state and not (_is_int(state[key]) and state[key] >= 0):
+            errors.append(f"{key} must be an int >= 0, got {_short(state[key])}")
+    pre = state.get("preprocessing")
+    if isinstance(pre, dict):
+        errors += _preprocessing_problems(pre)
+    errors = [e for e in errors if e]
+    if errors:
+        raise UserError(f"{source}: {'; '.join(errors)}")
+    if isinstance(pre, dict) and pre.get("stats") is not None:
+        check_stats_dict(pre["stats"], source, prefix="preprocessing.stats.")
+
+
+def _preprocessing_problems(pre: dict) -> list[str]:
+    from alexnet.data.transforms import NORMALIZE_MODES, RESIZE_MODES
+
+    errors = []
+    for key in ("input_size", "resize"):
+        v = pre.get(key)
+        if v is not None and not (_is_int(v) and 1 <= v <= MAX_RESIZE_FACTOR * MAX_INPUT_SIDE):
+            errors.append(f"preprocessing.{key} must be a positive int, got {_short(v)}")
+    for key, choices in (("resize_mode", RESIZE_MODES), ("normalize", NORMALIZE_MODES)):
+        v = pre.get(key)
+        if v is not None and v not in choices:
+            one_of = ", ".join(choices)
+            errors.append(f"preprocessing.{key} must be one of {one_of}, got {_short(v)}")
+    return errors
+
+
+def check_model_fields(state: dict, source: str) -> None:
+    """The fields whose ranges depend on the model (:func:`check_model_options`,
+    :func:`check_preprocessing_sizes`) of a dict :func:`check_state` passed."""
+    name, kwargs = state["model_name"], dict(state.get("model_kwargs") or {})
+    try:
+        check_model_options(kwargs, name, source)
+        check_preprocessing_sizes(state.get("preprocessing") or {}, name, kwargs, source)
+    except ValueError as e:  # an unknown model
+        raise UserError(f"{source}: {e}") from None
+
+
+def check_model_options(kwargs: dict, name: str, source: str) -> None:
+    """Each ``model_kwargs`` value of the type its option declares (an int, a finite
+    float, a bool, one of a Literal's choices); unknown names are left to create_model."""
+    import typing
+
+    from alexnet.models import option_types
+
+    errors = []
+    for key, ann in option_types(name).items():
+        if key not in kwargs:
+            continue
+        v = kwargs[key]
+        if typing.get_origin(ann) is typing.Literal:
+            ok, want = (
+                v in typing.get_args(ann) and isinstance(v, str),
+                (f"one of {', '.join(map(str, typing.get_args(ann)))}"),
+            )
+        elif ann is bool:
+            ok, want = isinstance(v, bool), "true or false"
+        elif ann is int:
+            ok, want = _is_int(v) and abs(v) < 2**31, "an int"
+        elif ann is float:
+            ok, want = _is_number(v), "a finite number"
+        else:
+            ok, want = True, ""
+        if not ok:
+            errors.append(f"model_kwargs.{key} must be {want}, got {_short(v)}")
+    if errors:
+        raise UserError(f"{source}: {'; '.join(errors)}")
+
+
+def check_preprocessing_sizes(pre: dict, name: str, kwargs: dict, source: str) -> None:
+    """The input side one the model takes (its own for fixed-size models, at most
+    ``MAX_INPUT_SIDE`` for any-size ones) and ``resize`` between it and
+    ``MAX_RESIZE_FACTOR`` times it: a file's numbers decide how much memory an image takes."""
+    from alexnet.models import input_size_for
+
+    info = model_info(name)
+    own = input_size_for(name, kwargs)
+    size = pre.get("input_size") or own
+    if info.input_sizes and size != own:
+        raise UserError(
+            f"{source}: preprocessing.input_size is {size}, but model {name!r} with these "
+            f"options takes {own}x{own} inputs"
+        )
+    if not info.accepts_input_size(size) or size > MAX_INPUT_SIDE:
+        raise UserError(
+            f"{source}: preprocessing.input_size is {size}; model {name!r} takes sides "
+            f"{info.min_input_size}..{MAX_INPUT_SIDE}"
+        )
+    resize = pre.get("resize") or 256
+    if not size <= resize <= MAX_RESIZE_FACTOR * size:
+        raise UserError(
+            f"{source}: preprocessing.resize is {resize}; it must be between the input size "
+            f"{size} and {MAX_RESIZE_FACTOR} x {size} = {MAX_RESIZE_FACTOR * size}"
+        )
+
+
+def check_finite(state_dict: dict[str, torch.Tensor], source: str, which: str = "") -> None:
+    """Refuse weights that hold NaN or infinity, naming the first such tensor."""
+    for k, v in state_dict.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            bad = int((~torch.isfinite(v)).sum())
+            kind = "NaN" if bool(torch.isnan(v).any()) else "infinite values"
+            what = f"{which} weights" if which else "weights"
+            raise UserError(
+                f"{source}: the {what} are unusable: tensor {k} holds {kind} ({bad} of "
+                f"{v.numel()} values)"
+            )
 
 
 # ---- random number generator states (all as weights_only-safe values) ----

@@ -12,12 +12,14 @@ counts are summed, so the result equals the single-process one exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.data import Dataset, default_collate
 
 from alexnet.distributed import all_reduce_sum
 from alexnet.runtime import autocast, to_device
@@ -40,9 +42,53 @@ class EvalResult:
     ten_crop: bool = False
     per_class_accuracy: list[float] | None = None
     confusion: list[list[int]] | None = None
+    skipped: list[str] = field(default_factory=list)  # --skip-bad: the unreadable images
+    weights: str = ""  # which weights, where a file holds an EMA too ("EMA (decay 0.999)")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class _Unreadable:
+    """An image ``--skip-bad`` leaves out, in place of its sample: ``message`` names it."""
+
+    message: str
+
+
+class _ReadableOnly(Dataset):
+    """``ds`` with each unreadable image given as an :class:`_Unreadable`, which
+    :func:`_collate_readable` takes out of its batch: a bad image counts neither as an
+    image nor in the metric (the dataset's own ``skip_bad`` puts the next good image in
+    its place, right for training, wrong for a score)."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds, self.classes = ds, ds.classes
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, index: int):
+        from alexnet.data.images import BadImageError
+
+        try:
+            return self.ds[index]
+        except BadImageError as e:
+            return _Unreadable(str(e))
+
+
+def _collate_readable(items: list) -> tuple:
+    """(the readable samples collated, or None; the messages of the unreadable ones)."""
+    good = [x for x in items if not isinstance(x, _Unreadable)]
+    bad = [x.message for x in items if isinstance(x, _Unreadable)]
+    return (default_collate(good) if good else None), bad
+
+
+def _readable_batches(loader: Iterable, skipped: list[str]) -> Iterator:
+    for batch, bad in loader:
+        skipped.extend(bad)
+        if batch is not None:
+            yield batch
 
 
 @torch.no_grad()
@@ -150,9 +196,12 @@ def evaluate_checkpoints(
     max_batches: int | None = None,
     skip_bad: bool = False,
     progress: bool = False,
+    weights: str = "auto",
 ) -> EvalResult:
     """Evaluate one checkpoint or the average of several on ``data``'s ``split``.
 
+    ``skip_bad``: unreadable images are left out of the count and the metric (listed in
+    ``skipped``). ``weights``: as ``loading.load_model`` (the EMA where the run kept one).
     Runs under torchrun too: each rank takes a disjoint shard and the counts are summed.
     """
     from torch.utils.data import DataLoader
@@ -160,15 +209,24 @@ def evaluate_checkpoints(
     from alexnet.data import build_dataset
     from alexnet.distributed import init_distributed
     from alexnet.errors import UserError
-    from alexnet.inference import EnsembleTransform, load_for_inference, same_classes
+    from alexnet.inference import (
+        EnsembleTransform,
+        load_for_inference,
+        same_classes,
+        weights_line,
+    )
     from alexnet.sampler import ShardSampler
 
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}", exit_code=2)
-    setup = load_for_inference(checkpoints, device=device, amp=amp, channels_last=channels_last)
+    if max_batches is not None and max_batches < 1:
+        raise UserError(f"--max-batches must be >= 1, got {max_batches}", exit_code=2)
+    setup = load_for_inference(
+        checkpoints, device=device, amp=amp, channels_last=channels_last, weights=weights
+    )
     dist = init_distributed(setup.device.type)
     transform = EnsembleTransform(setup, ten_crop)
-    ds = build_dataset(data, split, transform, skip_bad=skip_bad)
+    ds = build_dataset(data, split, transform)
     if not same_classes(setup.classes, ds.classes):
         raise UserError(
             f"{data} ({split}) has {len(ds.classes)} classes {list(ds.classes)[:3]}..., but the "
@@ -177,21 +235,23 @@ def evaluate_checkpoints(
     # Each 10-crop sample is ten images: keep the number of images per batch comparable.
     bs = max(1, batch_size // 10) if ten_crop else batch_size
     loader = DataLoader(
-        ds,
+        _ReadableOnly(ds) if skip_bad else ds,
         batch_size=bs,
         sampler=ShardSampler(len(ds), dist.rank, dist.world_size),
         num_workers=workers,
         pin_memory=setup.device.type == "cuda",
+        collate_fn=_collate_readable if skip_bad else None,
     )
+    skipped: list[str] = []
     bar = None
     if progress and dist.is_main:
         from tqdm import tqdm
 
         bar = tqdm(total=len(loader), desc="evaluate", unit="batch", leave=False)
     try:
-        return evaluate(
+        res = evaluate(
             setup.modules,
-            loader,
+            _readable_batches(loader, skipped) if skip_bad else loader,
             setup.device,
             amp=setup.amp,
             channels_last=setup.channels_last,
@@ -205,3 +265,14 @@ def evaluate_checkpoints(
     finally:
         if bar is not None:
             bar.close()
+    res.skipped = skipped
+    res.weights = (weights_line(setup) or "").removeprefix("weights: ")
+    if res.images == 0:
+        why = f": all {len(skipped)} are unreadable" if skipped else ""
+        raise UserError(f"{data} [{split}]: no image was evaluated{why}")
+    if not math.isfinite(res.loss):
+        raise UserError(
+            f"{', '.join(map(str, checkpoints))}: the model's outputs on {data} [{split}] are "
+            "NaN or infinite (its weights are finite but too large)"
+        )
+    return res

@@ -29,6 +29,7 @@ registry (``model_info(name).layers``), for every registered model.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -230,6 +231,7 @@ class FeatureFile:
     layer: str
     images: int
     dim: int
+    weights: str = ""  # which, where the file holds an EMA too: "EMA (decay 0.999)"
 
 
 def _relative_paths(ds: Any) -> list[str]:
@@ -253,6 +255,7 @@ def extract_features(
     device: str = "auto",
     amp: str = "off",
     progress: bool = False,
+    weights_choice: str = "auto",
 ) -> FeatureFile:
     """``layer``'s activations for every image of ``data``'s ``split`` -> ``out`` (.npz).
 
@@ -260,31 +263,48 @@ def extract_features(
     model's own centre-crop preprocessing. The .npz holds ``features`` (N, D) float32,
     ``labels`` (N,) int64, ``paths`` (N,) str (relative to the split folder, or item
     indices where the data has no files), ``classes`` (C,) str (the data's) and ``layer``.
-    Batches are streamed to the file (memory: one batch); it appears only when complete.
+    Batches are streamed to the file (memory: one batch); it appears only when complete,
+    and a failed write (a full disk) is a UserError naming ``out`` with nothing left behind.
+    ``weights_choice``: as ``loading.load_model`` (the EMA where the run kept one).
     """
     from torch.utils.data import DataLoader
 
-    from alexnet._npz import NpzWriter
     from alexnet.data import build_dataset
     from alexnet.inference import eval_transform_for, load_for_inference
-    from alexnet.runtime import autocast, to_device
 
     if layer not in LAYERS:
         raise UserError(f"--layer must be one of {', '.join(LAYERS)}, got {layer!r}")
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}", exit_code=2)
-    setup = load_for_inference([os.fspath(weights)], device=device, amp=amp)
+    setup = load_for_inference([os.fspath(weights)], device=device, amp=amp, weights=weights_choice)
     ds = build_dataset(data, split, eval_transform_for(setup))
     n, model = len(ds), setup.modules[0]
     if n == 0:
         raise UserError(f"{data} [{split}] has no images")
     loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, shuffle=False)
-    labels, stream, done = np.empty(n, np.int64), None, 0
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=n, desc=f"features {layer}", unit="img", leave=False)
+    try:
+        dim = _write_features(out, loader, n, layer, ds, model, setup, bar)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UserError(f"disk full while writing {out}; nothing was written") from None
+        raise UserError(f"could not write {out}: {e.strerror or e}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return FeatureFile(Path(out), layer, n, dim, setup.models[0].weights)
+
+
+def _write_features(out, loader, n: int, layer: str, ds, model, setup, bar) -> int:
+    """Stream ``layer``'s activations of every batch into ``out`` (.npz); the feature size."""
+    from alexnet._npz import NpzWriter
+    from alexnet.runtime import autocast, to_device
+
+    labels, stream, done = np.empty(n, np.int64), None, 0
     with NpzWriter(out) as npz, _tap(model, layer) as caught:
         for x, y in loader:
             with autocast(setup.device, setup.amp):
@@ -302,6 +322,4 @@ def extract_features(
         npz.add("paths", np.array(_relative_paths(ds), dtype=str))
         npz.add("classes", np.array(list(ds.classes), dtype=str))
         npz.add("layer", np.array(layer))
-    if bar is not None:
-        bar.close()
-    return FeatureFile(Path(out), layer, n, stream.shape[1])
+    return stream.shape[1]

@@ -47,14 +47,16 @@ def load_for_inference(
     device: str = "auto",
     amp: str = "auto",
     channels_last: str = "auto",
+    weights: str = "auto",
 ) -> InferenceSetup:
-    """Load one or more checkpoints (an ensemble must agree on classes and input size)."""
+    """Load one or more checkpoints (an ensemble must agree on classes and input size);
+    ``weights``: as ``loading.load_model`` (EMA where the run kept one)."""
     if not paths:
         raise UserError("no checkpoint given")
     dev = resolve_device(device)
     amp_ = resolve_amp(amp, dev, training=False)
     cl = default_channels_last(dev, False) if channels_last == "auto" else channels_last == "on"
-    models = [load_model(p) for p in paths]
+    models = [load_model(p, weights=weights) for p in paths]
     first = models[0]
     for m in models[1:]:
         if m.classes != first.classes:
@@ -65,6 +67,28 @@ def load_for_inference(
     for m in models:  # bf16 weights under bf16 autocast: nothing to cast per batch
         prepare_model(m.model, dev, cl, inference_amp=amp_).eval()
     return InferenceSetup(models, dev, amp_, cl)
+
+
+def weights_line(setup: InferenceSetup) -> str | None:
+    """ "weights: EMA (decay 0.999)" where a file holds an EMA beside its weights (which
+    of the two runs), None where each file holds one set."""
+    chosen = [m for m in setup.models if m.weights]
+    if not chosen:
+        return None
+    if len(setup.models) == 1:
+        return f"weights: {chosen[0].weights}"
+    return "weights: " + ", ".join(f"{m.source} {m.weights}" for m in chosen)
+
+
+def add_weights_argument(p) -> None:
+    """The ``--weights`` option of evaluate, predict and features."""
+    p.add_argument(
+        "--weights",
+        default="auto",
+        choices=["auto", "ema", "raw"],
+        help="auto: the EMA of the weights where the run kept one (--ema-decay; what its "
+        "validation scored), else the weights; raw: the optimizer's weights",
+    )
 
 
 def preprocessing_of(m: LoadedModel) -> dict:

@@ -40,14 +40,17 @@ def load_model(
     *,
     expect_model: str | None = None,
     expect_num_classes: int | None = None,
+    weights: str = "auto",
 ) -> LoadedModel:
     """The model, class names and preprocessing of a checkpoint or ``.safetensors`` file.
 
     ``expect_*`` turn a mismatch into a message naming the file's model or class count
-    (for commands that know what they need).
+    (for commands that know what they need). ``weights``: "auto" (the EMA of the weights
+    where the run kept one, as its validation did), "ema" or "raw"; ``.weights`` of the
+    result says which when the file holds both. NaN or infinite weights are refused.
     """
     path = Path(path)
-    loaded = model_from_state(read_state(path), str(path))
+    loaded = model_from_state(read_state(path), str(path), weights=weights)
     if expect_model is not None and loaded.model_name != expect_model:
         raise UserError(f"{path} holds model {loaded.model_name!r}, not {expect_model!r}")
     if expect_num_classes is not None and len(loaded.classes) != expect_num_classes:
@@ -57,10 +60,11 @@ def load_model(
     return loaded
 
 
-def load(path: str | os.PathLike) -> nn.Module:
+def load(path: str | os.PathLike, *, weights: str = "auto") -> nn.Module:
     """The model in a weights file, in eval mode on the CPU, with ``classes`` (list of
-    names) and ``preprocessing`` (dict) attributes for :func:`transform`."""
-    loaded = load_model(path)
+    names) and ``preprocessing`` (dict) attributes for :func:`transform` (``weights``: as
+    :func:`load_model`)."""
+    loaded = load_model(path, weights=weights)
     model = loaded.model.eval()
     model.classes = list(loaded.classes)
     model.preprocessing = dict(loaded.preprocessing)

@@ -10,6 +10,8 @@ from alexnet.errors import UserError
 from alexnet.evaluate import predict_probs
 from alexnet.inference import InferenceSetup, display_names, eval_transform_for
 
+_NOT_FINITE = "the model's output for this image is NaN or infinite (its weights are too large)"
+
 
 def predict_files(
     setup: InferenceSetup, paths: Sequence[str], topk: int = 5, batch_size: int = 32
@@ -31,8 +33,13 @@ def predict_files(
             return
         x = torch.stack([t for _, t in batch])
         probs = predict_probs(setup.modules, x, setup.device, setup.amp, setup.channels_last)
+        finite = torch.isfinite(probs).all(dim=1).tolist()
         top = probs.topk(k, dim=1)
-        for (i, _), p, idx in zip(batch, top.values.tolist(), top.indices.tolist(), strict=True):
+        rows = zip(batch, top.values.tolist(), top.indices.tolist(), finite, strict=True)
+        for (i, _), p, idx, ok in rows:
+            if not ok:  # finite weights can still overflow: never print NaN as a probability
+                results[i] = {"image": str(paths[i]), "error": _NOT_FINITE}
+                continue
             results[i] = {
                 "image": str(paths[i]),
                 "predictions": [

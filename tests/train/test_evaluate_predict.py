@@ -40,8 +40,10 @@ def test_evaluate_json_centre_and_ten_crop(two_runs, tiny_data, capsys):
             == 0
         )
         out = json.loads(capsys.readouterr().out)
-        assert set(out) == {"top1_error", "top5_error", "images", "ten_crop"}
-        assert out["images"] == 12 and out["ten_crop"] is ten
+        keys = {"top1_error", "top5_error", "loss", "images", "skipped", "ten_crop", "weights"}
+        assert set(out) == keys
+        assert out["images"] == 12 and out["ten_crop"] is ten and out["skipped"] == 0
+        assert out["weights"] is None  # a run without --ema-decay: one set of weights
         assert 0 <= out["top1_error"] <= 1 and out["top5_error"] == 0.0  # 3 classes
 
 

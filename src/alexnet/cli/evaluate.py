@@ -15,6 +15,8 @@ HELP = "top-1/top-5 error of checkpoints (ensembles, 10-crop)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from alexnet.inference import add_weights_argument
+
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint(s) to average")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset (as for train --data)")
     p.add_argument("--split", default="val", help="split to evaluate (val)")
@@ -28,7 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-class", action="store_true", help="also print per-class accuracy")
     p.add_argument("--confusion", metavar="FILE", help="write the confusion matrix (JSON)")
     p.add_argument("--max-batches", type=int, help="evaluate at most N batches")
-    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images")
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave unreadable images out of the count and the metric (listed)",
+    )
+    add_weights_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,36 +59,47 @@ def run(args: argparse.Namespace) -> int:
         max_batches=args.max_batches,
         skip_bad=args.skip_bad,
         progress=not args.json,
+        weights=args.weights,
     )
     if not init_distributed("cpu").is_main:
         return 0
     if args.confusion:
         Path(args.confusion).write_text(
-            json.dumps({"confusion": res.confusion, "per_class_accuracy": res.per_class_accuracy})
+            json.dumps(
+                {"confusion": res.confusion, "per_class_accuracy": res.per_class_accuracy},
+                allow_nan=False,
+            )
             + "\n"
         )
     if args.json:
         out = {
             "top1_error": res.top1_error,
             "top5_error": res.top5_error,
+            "loss": res.loss,
             "images": res.images,
+            "skipped": len(res.skipped),
             "ten_crop": res.ten_crop,
+            "weights": res.weights or None,  # null: the file holds one set of weights
         }
         if args.per_class:
             out["per_class_accuracy"] = res.per_class_accuracy
-        print(json.dumps(out))
+        print(json.dumps(out, allow_nan=False))
         return 0
     n = len(args.checkpoints)
     what = f"ensemble of {n} checkpoints" if n > 1 else args.checkpoints[0]
     print(f"{what} on {args.data} [{args.split}], {'10-crop' if args.ten_crop else 'centre crop'}")
+    if res.weights:
+        print(f"  weights     {res.weights}")
     print(f"  images      {res.images}")
+    if res.skipped:
+        print(f"  skipped     {len(res.skipped)} unreadable (first: {res.skipped[0]})")
     print(f"  top-1 error {res.top1_error:.4f} ({res.top1_error:.2%})")
     print(f"  top-5 error {res.top5_error:.4f} ({res.top5_error:.2%})")
     print(f"  loss        {res.loss:.4f}")
     if args.per_class and res.per_class_accuracy is not None:
         from alexnet.loading import load_model
 
-        classes = load_model(args.checkpoints[0]).classes
+        classes = load_model(args.checkpoints[0], weights=args.weights).classes
         for c, a in zip(classes, res.per_class_accuracy, strict=True):
             print(f"  {c:<30} {a:.2%}")
     return 0

@@ -17,6 +17,8 @@ _SUFFIX = {"onnx": ".onnx", "safetensors": ".safetensors", "pt2": ".pt2"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from alexnet.inference import add_weights_argument
+
     p.add_argument("checkpoint", metavar="CKPT", help="a .pt checkpoint or a .safetensors file")
     p.add_argument("--format", required=True, choices=sorted(_SUFFIX), help="output format")
     p.add_argument("--out", required=True, metavar="PATH", help="output file")
@@ -26,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ONNX: skip the onnxruntime comparison on batches of 1, 3 and 5",
     )
+    add_weights_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: a {args.format} file should end in {_SUFFIX[args.format]}")
     if args.opset is not None and args.format != "onnx":
         raise UserError("--opset applies to --format onnx only")
-    loaded = load_model(args.checkpoint)
+    loaded = load_model(args.checkpoint, weights=args.weights)
+    if loaded.weights:
+        print(f"weights: {loaded.weights}")
     if args.format == "onnx":
         report = export_onnx(
             loaded, out, opset=args.opset or DEFAULT_OPSET, check=not args.no_check

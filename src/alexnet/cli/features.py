@@ -19,6 +19,7 @@ HELP = "write pool5/fc6/fc7 features of every image of a split to an .npz"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from alexnet.features import LAYERS
+    from alexnet.inference import add_weights_argument
 
     p.add_argument("file", metavar="FILE", help="weights: checkpoint (.pt) or .safetensors")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset (as for train --data)")
@@ -31,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--amp", default="off", choices=["auto", "off", "bf16", "fp16"], help="(off: float32)"
     )
+    add_weights_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         amp=args.amp,
         progress=True,
+        weights_choice=args.weights,
     )
+    if res.weights:
+        print(f"weights: {res.weights}")
     print(f"wrote {res.path}: {res.images} images x {res.dim} ({res.layer}) from {args.file}")
     return 0

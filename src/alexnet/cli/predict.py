@@ -15,6 +15,8 @@ HELP = "top-k classes with probabilities for image files"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from alexnet.inference import add_weights_argument
+
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.pt) or .safetensors")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--topk", type=int, default=5)
@@ -23,19 +25,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
     p.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"])
     p.add_argument("--batch-size", type=int, default=32)
+    add_weights_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.inference import load_for_inference
+    from alexnet.inference import load_for_inference, weights_line
     from alexnet.predict import predict_files
 
     setup = load_for_inference(
-        [args.checkpoint], device=args.device, amp=args.amp, channels_last=args.channels_last
+        [args.checkpoint],
+        device=args.device,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        weights=args.weights,
     )
     results = predict_files(setup, args.images, topk=args.topk, batch_size=args.batch_size)
     failed = sum("error" in r for r in results)
+    note = weights_line(setup)
+    if note:  # stderr: stdout stays the results (JSON with --json)
+        print(note, file=sys.stderr)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2, allow_nan=False))
     else:
         for r in results:
             print(r["image"])

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -26,11 +27,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from alexnet.errors import UserError
+
 from ._paths import cache_dir
 
 __all__ = [
     "IMAGENET_STATS",
     "DatasetStats",
+    "check_stats_dict",
     "compute_stats",
     "load_stats",
     "resolve_stats",
@@ -70,7 +74,11 @@ class DatasetStats:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], mean_image: np.ndarray | None = None) -> DatasetStats:
+    def from_dict(
+        cls, d: dict[str, Any], mean_image: np.ndarray | None = None, source: str = "statistics"
+    ) -> DatasetStats:
+        """The statistics ``d`` holds, checked first (:func:`check_stats_dict`)."""
+        check_stats_dict(d, source)
         inline = d.get("mean_image") or {}
         if mean_image is None and "base64" in inline:
             raw = base64.b64decode(inline["base64"])
@@ -97,14 +105,125 @@ class DatasetStats:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> DatasetStats | None:
+        """``stats.json`` (+ ``mean_image.npy``) of ``directory``, None where there is none;
+        a file that is not what it claims is a one-line UserError naming it."""
         path = Path(directory) / STATS_FILE
         if not path.is_file():
             return None
-        d = json.loads(path.read_text())
-        img = None
-        if "mean_image" in d and (Path(directory) / MEAN_IMAGE_FILE).is_file():
-            img = np.load(Path(directory) / MEAN_IMAGE_FILE).astype(np.float32)
-        return cls.from_dict(d, img)
+        try:
+            d = json.loads(path.read_bytes())
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
+            raise UserError(f"{path} is not valid JSON ({_first_line(e)}){_REDO}") from None
+        check_stats_dict(d, str(path))
+        img, npy = None, Path(directory) / MEAN_IMAGE_FILE
+        if d.get("mean_image") is not None and npy.is_file():
+            img = _load_mean_image(npy, tuple(d["mean_image"]["shape"]))
+        return cls.from_dict(d, img, str(path))
+
+
+# ---- the statistics schema: every field checked for type and range before use ----
+
+MAX_MEAN_IMAGE_SIDE = 4096  # a mean image is (3, R, R) at the resize side R
+_REDO = "; delete it and the statistics are computed again"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:160]
+
+
+def _is_number(v: Any) -> bool:
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond float's range
+        return False
+
+
+def _is_triple(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) == 3 and all(_is_number(x) for x in v)
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_stats_dict(d: Any, source: str, prefix: str = "") -> None:
+    """The schema of statistics (``DatasetStats.to_dict``: ``stats.json``, a checkpoint's
+    ``preprocessing.stats``, a sidecar's): mean, std (> 0), eigval (>= 0) three finite
+    numbers each, eigvec three such rows, num_images an int >= 0, source a string, and a
+    mean image (3, S, S) with S <= 4096 whose inline float32 bytes have that size. Every
+    wrong field is named in one UserError: ``<source>: <prefix><field> ...``."""
+    if not isinstance(d, dict):
+        raise UserError(f"{source}: {prefix or 'statistics'} must be a mapping, got {_short(d)}")
+    errors = []
+    for key in ("mean", "std", "eigval"):
+        v = d.get(key)
+        if not _is_triple(v):
+            errors.append(f"{prefix}{key} must be 3 finite numbers, got {_short(v)}")
+        elif key == "std" and min(v) <= 0:
+            errors.append(f"{prefix}std must be > 0, got {_short(v)}")
+        elif key == "eigval" and min(v) < 0:
+            errors.append(f"{prefix}eigval must be >= 0, got {_short(v)}")
+    vec = d.get("eigvec")
+    if not (isinstance(vec, (list, tuple)) and len(vec) == 3 and all(map(_is_triple, vec))):
+        errors.append(f"{prefix}eigvec must be 3 rows of 3 finite numbers, got {_short(vec)}")
+    n = d.get("num_images", 0)
+    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
+        errors.append(f"{prefix}num_images must be an int >= 0, got {_short(n)}")
+    if not isinstance(d.get("source", ""), str):
+        errors.append(f"{prefix}source must be a string, got {_short(d.get('source'))}")
+    problem = _mean_image_problem(d.get("mean_image"))
+    if problem:
+        errors.append(f"{prefix}mean_image{problem}")
+    if errors:
+        raise UserError(f"{source}: {'; '.join(errors)}")
+
+
+def _mean_image_problem(m: Any) -> str:
+    """What is wrong with a ``mean_image`` entry ("" when nothing)."""
+    if m is None:
+        return ""
+    if not isinstance(m, dict):
+        return f" must be a mapping, got {_short(m)}"
+    shape = m.get("shape")
+    ok = isinstance(shape, (list, tuple)) and len(shape) == 3 and shape[0] == 3
+    ok = ok and all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
+    if not ok or shape[1] != shape[2] or not 1 <= shape[1] <= MAX_MEAN_IMAGE_SIDE:
+        return f".shape must be [3, S, S] with 1 <= S <= {MAX_MEAN_IMAGE_SIDE}, got {_short(shape)}"
+    if "base64" not in m:
+        return ""
+    if not isinstance(m["base64"], str):
+        return f".base64 must be a string, got {_short(m['base64'])}"
+    try:
+        raw = base64.b64decode(m["base64"], validate=True)
+    except ValueError:
+        return ".base64 is not base64"
+    if len(raw) != 4 * 3 * shape[1] * shape[2]:
+        return f".base64 holds {len(raw)} bytes, not the {4 * 3 * shape[1] ** 2} of float32 {shape}"
+    if not np.isfinite(np.frombuffer(raw, dtype="<f4")).all():
+        return " holds NaN or infinite values"
+    return ""
+
+
+def _load_mean_image(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """``mean_image.npy`` as float32, its shape the one ``stats.json`` states; a truncated or
+    foreign file is a UserError naming it (memory-mapped first: nothing is allocated for a
+    shape the file cannot hold)."""
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        why = _first_line(e)
+        raise UserError(f"{path} is truncated or not a .npy file ({why}){_REDO}") from None
+    if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype.kind != "f":
+        what = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+        raise UserError(f"{path} holds {what}, not the float {shape} stats.json states{_REDO}")
+    img = np.array(a, dtype=np.float32)
+    if not np.isfinite(img).all():
+        raise UserError(f"{path} holds NaN or infinite values{_REDO}")
+    return img
 
 
 # ImageNet's fallback statistics, one covariance matrix: the mean is torchvision's; the

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
-from alexnet.checkpoint import LoadedModel, model_from_state, upgrade_state
+from alexnet.checkpoint import LoadedModel, check_model_fields, model_from_state, upgrade_state
 from alexnet.errors import UserError, check_format_version
 
 from ._common import SIDECAR_FORMAT, SIDECAR_VERSION, as_loaded, describe
@@ -84,16 +84,17 @@ def _read_sidecar(path: Path) -> dict:
             "preprocessing); re-create both with `alexnet export CKPT --format safetensors`"
         )
     try:
-        meta = json.loads(side.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{side} is not valid JSON ({e})") from None
+        meta = json.loads(side.read_bytes())
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
+        why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise UserError(f"{side} is not valid JSON ({why})") from None
     if not isinstance(meta, dict) or meta.get("format") != SIDECAR_FORMAT:
         raise UserError(f'{side} is not an alexnet sidecar (no "format": "{SIDECAR_FORMAT}")')
     check_format_version(
         meta.get("format_version"), what="sidecar", source=str(side), newest=SIDECAR_VERSION
     )
     if not isinstance(meta.get("model_name"), str):
-        raise UserError(f"{side} names no model_name")
+        raise UserError(f"{side}: model_name must be a string, got {meta.get('model_name')!r:.60}")
     return meta
 
 
@@ -110,21 +111,24 @@ def read_safetensors_state(path: str | os.PathLike) -> dict:
     meta = _read_sidecar(path)
     try:
         weights = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as e:
+    except (SafetensorError, OSError, ValueError, MemoryError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path} is corrupt ({msg[:160]})") from None
     state = {
         "format_version": meta["format_version"],
         "model": weights,
         "model_name": meta["model_name"],
-        "model_kwargs": meta.get("model_kwargs") or {},
-        "classes": meta.get("classes") or [],
-        "preprocessing": meta.get("preprocessing") or {},
+        "model_kwargs": meta.get("model_kwargs"),
+        "classes": meta.get("classes"),
+        "preprocessing": meta.get("preprocessing"),
         "config": {},
     }
-    return upgrade_state(state, str(path))
+    # the sidecar's fields are named with the sidecar, the tensors with the weights file
+    state = upgrade_state(state, str(sidecar_path(path)), weights_source=str(path))
+    check_model_fields(state, str(sidecar_path(path)))
+    return state
 
 
-def load_safetensors_model(path: str | os.PathLike) -> LoadedModel:
+def load_safetensors_model(path: str | os.PathLike, *, weights: str = "auto") -> LoadedModel:
     """Rebuild a model from ``.safetensors`` weights and their JSON sidecar (no code runs)."""
-    return model_from_state(read_safetensors_state(path), str(path))
+    return model_from_state(read_safetensors_state(path), str(path), weights=weights)
