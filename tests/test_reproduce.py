@@ -167,7 +167,13 @@ def test_method_runs_and_tabulates(tmp_path, make_imagefolder):
         train_per_class=4,
         test_per_class=2,
         epochs=1,
-        overrides={"batch_size": 4, "workers": 0, "amp": "off", "channels_last": "off"},
+        overrides={
+            "batch_size": 4,
+            "workers": 0,
+            "amp": "off",
+            "channels_last": "off",
+            "model_kwargs": {"width": 0.125},  # tests/conftest.py's NARROW
+        },
     )
     lines = []
     result = run_method(cfg, log=lines.append)
@@ -182,3 +188,6 @@ def test_method_runs_and_tabulates(tmp_path, make_imagefolder):
     saved = json.loads((tmp_path / "out" / "result.json").read_text())
     assert saved["table"] == result["table"]
     assert "| average of the 2" in (tmp_path / "out" / "result.md").read_text()
+    ck = torch.load(tmp_path / "out" / "paper-seed0" / "checkpoints" / "last.pt",
+                    weights_only=True, mmap=True)  # fmt: skip
+    assert ck["model_kwargs"]["width"] == 0.125 and ck["model_kwargs"]["init"] == "paper"

@@ -54,7 +54,8 @@ class MethodConfig:
     seed: int = 0
     workers: int | None = None
     overrides: dict = field(default_factory=dict)
-    """Further settings of every run over ``--preset paper`` (a quick check: batch_size)."""
+    """Further settings of every run over ``--preset paper`` (a quick check: batch_size);
+    its ``model_kwargs`` are merged under each member's ``init``."""
 
     def __post_init__(self) -> None:
         errors = []
@@ -100,6 +101,8 @@ def _train_one(data: Path, out: Path, cfg: MethodConfig, seed: int, init: str) -
     from alexnet.config import resolve_config
     from alexnet.train import train
 
+    overrides = dict(cfg.overrides)
+    model_kwargs = {**overrides.pop("model_kwargs", {}), "init": init}
     run = resolve_config(
         "paper",
         overrides={
@@ -109,8 +112,8 @@ def _train_one(data: Path, out: Path, cfg: MethodConfig, seed: int, init: str) -
             "seed": seed,
             "quiet": True,
             "workers": cfg.workers,
-            "model_kwargs": {"init": init},
-            **cfg.overrides,
+            "model_kwargs": model_kwargs,
+            **overrides,
         },
     )
     t0 = time.time()
