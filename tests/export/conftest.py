@@ -262,6 +262,32 @@ def encode_net(pb, layout: str, layers: list[tuple], weights: dict) -> bytes:
     return net.SerializeToString()
 
 
+def record(field: int, payload: bytes) -> bytes:
+    """One length-delimited record, as protobuf writes it: tag, length, payload."""
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+def small_net(pb, layout: str = "layer", blobs: dict | None = None) -> bytes:
+    """AlexNet's layers (10-way fc8) with blobs that only fill the shapes they state: every
+    weight layer (1,) and (1,), fc8 a (1, 4096) weight: a ~20 KB file that passes the
+    layout checks and reaches the shape checks. ``blobs``: (layer, 0 or 1) -> a function
+    that fills that BlobProto instead."""
+    net = pb.NetParameter.FromString(encode_net(pb, layout, layer_list("alexnet", None, 10), {}))
+    for layer in net.layer if layout == "layer" else net.layers:
+        if layer.name == "fc8":
+            layer.inner_product_param.num_output = 1
+        if layer.name in CONVS or layer.name in ("fc6", "fc7", "fc8"):
+            for i in (0, 1):
+                blob = layer.blobs.add()
+                if blobs and (layer.name, i) in blobs:
+                    blobs[layer.name, i](blob)
+                elif (layer.name, i) == ("fc8", 0):
+                    fill_blob(blob, np.zeros((1, 4096), np.float32), legacy=layout == "layers")
+                else:
+                    fill_blob(blob, np.zeros(1, np.float32), legacy=layout == "layers")
+    return net.SerializeToString()
+
+
 def caffe_lrn(x: torch.Tensor, n: int, alpha: float, beta: float, k: float) -> torch.Tensor:
     """lrn_layer.cpp CrossChannelForward: squares zero-padded by (n - 1) / 2 channels."""
     c, pre = x.shape[1], (n - 1) // 2
@@ -303,12 +329,16 @@ def caffe_forward(weights: dict, x_bgr: torch.Tensor, order: str, lrn: dict):
 @pytest.fixture(scope="session")
 def caffe():
     """The schema's message classes (``caffe.pb``) and the helpers above."""
+    pb = _schema()
     return types.SimpleNamespace(
-        pb=_schema(),
+        pb=pb,
         weights=caffe_weights,
         layer_list=layer_list,
         encode_net=encode_net,
         fill_blob=fill_blob,
         forward=caffe_forward,
         lrn=caffe_lrn,
+        small_net=lambda layout="layer", blobs=None: small_net(pb, layout, blobs),
+        record=record,
+        varint=_varint,
     )

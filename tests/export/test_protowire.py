@@ -80,5 +80,5 @@ def test_malformed_bytes(data, message):
 def test_v0_layers_are_named():
     v1_layer = b"\x22\x03fc6" + b"\x0a\x00"  # name "fc6", and a V0LayerParameter (field 1)
     net = b"\x12" + bytes([len(v1_layer)]) + v1_layer  # NetParameter.layers (field 2)
-    with pytest.raises(pw.WireError, match="'fc6' is in Caffe's V0 format"):
+    with pytest.raises(pw.WireError, match="layer 'fc6' at byte 0: written in Caffe's V0 format"):
         caffe_proto.parse_net(net)

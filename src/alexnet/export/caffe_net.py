@@ -18,6 +18,7 @@ here every pooled side is exact (55 -> 27 -> 13 -> 6), so the two agree.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,7 @@ def _walk(net: CaffeNet, src: str) -> tuple[list[CaffeLayer], dict[str, list[Caf
     i = next((j for j, layer in enumerate(layers) if layer.type == "Convolution"), None)
     if i is None:
         kinds = sorted({layer.type for layer in layers}) or ["none"]
+        kinds = kinds if len(kinds) <= 10 else [*kinds[:10], f"{len(kinds) - 10:,} more"]
         raise UserError(f"{src}: not an AlexNet: no Convolution layer (layer types: {kinds})")
     weights, between = [layers[i]], {}
     while len(weights) < 8:
@@ -130,12 +132,23 @@ def _check_between(between: dict[str, list[CaffeLayer]], problems: list[str]) ->
             if layer.type == "ReLU" and p["negative_slope"] != 0:
                 problems.append(f"{layer.name} is leaky (negative_slope {p['negative_slope']})")
             if layer.type == "LRN" and (
-                p["region"] != "ACROSS_CHANNELS" or p["local_size"] % 2 == 0
+                p["region"] != "ACROSS_CHANNELS"
+                or p["local_size"] % 2 == 0
+                or not 1 <= p["local_size"] <= 96
             ):
                 problems.append(
                     f"{layer.name} is an LRN {p['region']} of size {p['local_size']}, "
-                    "AlexNet's is across an odd number of channels"
+                    "AlexNet's is across an odd number of channels, at most conv1's 96"
                 )
+            if layer.type == "LRN":
+                bad = [k for k in ("alpha", "beta", "k") if not np.isfinite(p[k])]
+                if bad or p["k"] < 0 or p["alpha"] < 0:
+                    problems.append(
+                        f"{layer.name} has alpha {p['alpha']} beta {p['beta']} k {p['k']}: "
+                        "AlexNet's are finite, alpha and k not negative"
+                    )
+            if layer.type == "Dropout" and not 0.0 <= p["ratio"] < 1.0:
+                problems.append(f"{layer.name} has dropout_ratio {p['ratio']}, not in [0, 1)")
     if len(set(orders)) > 1:
         problems.append("one block pools before LRN and the other after")
     return orders[0] if orders else None
@@ -159,6 +172,13 @@ def _check_weights(weights: dict[str, CaffeLayer], problems: list[str]) -> None:
             problems.append(f"{layer.name} has axis {p['axis']} transpose {p['transpose']}")
         elif paper != "fc8" and p["num_output"] != 4096:
             problems.append(f"{layer.name} has {p['num_output']} outputs, AlexNet's {paper} 4096")
+        elif paper == "fc8" and layer.blobs:
+            rows = math.prod(layer.blobs[0].shape) // 4096  # the blob's values are in the file
+            if p["num_output"] not in (0, rows) or rows == 0:
+                problems.append(
+                    f"{layer.name} has num_output {p['num_output']} and a weight blob of "
+                    f"shape {layer.blobs[0].shape}: AlexNet's fc8 is (num_output, 4096)"
+                )
 
 
 def _same(layers: list[CaffeLayer], keys: tuple[str, ...], what: str, problems: list[str]):
@@ -184,19 +204,17 @@ def find_alexnet(net: CaffeNet, src: str) -> CaffeAlexNet:
     dropout = _same(drops, ("ratio",), "dropout ratios", problems)
     if problems:
         raise UserError(f"{src}: not AlexNet's layout: {'; '.join(problems)}")
-    fc8 = weights["fc8"]
-    n = fc8.params["num_output"] or int(np.prod(fc8.blobs[0].shape)) // 4096
+    n = math.prod(weights["fc8"].blobs[0].shape) // 4096  # checked: num_output or unset
     return CaffeAlexNet(
-        weights, bool(pool_before_lrn), lrn, dropout["ratio"] if dropout else 0.5, max(n, 1)
+        weights, bool(pool_before_lrn), lrn, dropout["ratio"] if dropout else 0.5, n
     )
 
 
 def _fit(shape: tuple[int, ...], rank: int) -> tuple[int, ...]:
     """A blob's shape with legacy leading 1s dropped down to ``rank`` axes
     ((1, 1, 4096, 9216) -> (4096, 9216); (1, 1, 1, 96) -> (96,))."""
-    while len(shape) > rank and shape[0] == 1:
-        shape = shape[1:]
-    return shape
+    ones = next((i for i, d in enumerate(shape) if d != 1), len(shape))
+    return shape[min(ones, max(len(shape) - rank, 0)) :]  # one slice: linear in the rank
 
 
 def state_dict_from_caffe(
@@ -213,11 +231,15 @@ def state_dict_from_caffe(
             shape = _fit(blob.shape, len(want))
             if shape != want:
                 hint = ""
-                if paper in CONVS and len(shape) == 4 and shape[1] == 2 * want[1]:
+                if len(want) == len(shape) == 4 and shape[1] == 2 * want[1]:
                     hint = " (group 1: AlexNet's conv2, conv4 and conv5 have group 2)"
                 problems.append(f"{layer.name} {part} is {shape}, AlexNet's {paper} {want}{hint}")
                 continue
             array = np.array(blob.data, dtype=np.float32).reshape(want)  # a copy: writable
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            if bad:
+                problems.append(f"{layer.name} {part} holds {bad:,} NaN or infinite values")
+                continue
             if key == f"{paths['conv1']}.weight":
                 array = np.ascontiguousarray(array[:, ::-1])  # (96, 3 BGR -> RGB, 11, 11)
             out[key] = torch.from_numpy(array)

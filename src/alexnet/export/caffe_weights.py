@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from alexnet.errors import UserError
 
 from . import protowire
 from .caffe_net import find_alexnet, state_dict_from_caffe
-from .caffe_proto import parse_blob, parse_net
+from .caffe_proto import CaffeNet, parse_blob, read_net
 
 __all__ = [
     "CAFFE_BGR_MEAN",
@@ -49,6 +50,8 @@ KNOWN_FILES = {
     ),
 }
 CAFFE_RESIZE, CAFFE_CROP = 256, 227
+# A (3, 256, 256) mean image is 786 KB packed as floats, 1.6 MB as doubles
+MAX_MEAN_BYTES = 16 << 20
 _SYNSET_LINE = re.compile(r"^(n\d{8})\s")  # synset_words.txt: "n01440764 tench, Tinca tinca"
 
 
@@ -66,28 +69,55 @@ def read_class_names(file: str | os.PathLike) -> list[str]:
     return names
 
 
-def _read(path: Path, what: str) -> bytes:
-    if not path.exists():
-        raise UserError(f"{what} {path} does not exist")
-    if not path.is_file():
+def _size(path: Path, what: str) -> int:
+    """The size of the regular file ``path``; UserError if it is missing, not a file or empty."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist") from None
+    except OSError as e:
+        raise UserError(f"{what} {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
         raise UserError(f"{what} {path} is not a file")
-    data = path.read_bytes()
-    if not data:
+    if not st.st_size:
         raise UserError(f"{what} {path} is empty (0 bytes)")
-    return data
+    return st.st_size
+
+
+def _read_net(path: Path) -> tuple[CaffeNet, str]:
+    """The net in ``path``, read as it is checked, and the file's SHA-1."""
+    size = _size(path, "caffemodel")
+    try:
+        with path.open("rb") as f:
+            net = read_net(f, size)
+            f.seek(0)
+            sha1 = hashlib.sha1()
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                sha1.update(chunk)
+    except protowire.WireError as e:
+        raise UserError(f"{path} is not a readable Caffe NetParameter ({e})") from None
+    except OSError as e:
+        raise UserError(f"caffemodel {path}: {e.strerror or e}") from None
+    return net, sha1.hexdigest()
 
 
 def read_mean(file: str | os.PathLike) -> np.ndarray:
     """A Caffe mean image (``imagenet_mean.binaryproto``: a BlobProto (1, 3, 256, 256), BGR,
     0-255) -> float32 (3, 256, 256), RGB, on the 0-1 scale."""
     path = Path(file)
+    size = _size(path, "mean file")
+    if size > MAX_MEAN_BYTES:
+        raise UserError(
+            f"mean file {path} is {size:,} bytes; a Caffe (3, 256, 256) mean image is under "
+            f"{MAX_MEAN_BYTES >> 20} MB"
+        )
     try:
-        blob = parse_blob(_read(path, "mean file"))
+        blob = parse_blob(path.read_bytes(), check_start=True)
+    except OSError as e:
+        raise UserError(f"mean file {path}: {e.strerror or e}") from None
     except protowire.WireError as e:
         raise UserError(f"mean file {path} is not a Caffe BlobProto ({e})") from None
-    shape = blob.shape
-    while len(shape) > 3 and shape[0] == 1:
-        shape = shape[1:]
+    shape = blob.shape[-3:] if all(d == 1 for d in blob.shape[:-3]) else blob.shape
     if shape != (3, CAFFE_RESIZE, CAFFE_RESIZE):
         raise UserError(
             f"mean file {path} holds a {blob.shape} blob; Caffe subtracts a (3, 256, 256) mean "
@@ -144,11 +174,7 @@ def import_caffe(
     from alexnet.models import create_model, model_info
 
     path = Path(file)
-    data = _read(path, "caffemodel")
-    try:
-        net = parse_net(data)
-    except protowire.WireError as e:
-        raise UserError(f"{path} is not a readable Caffe NetParameter ({e})") from None
+    net, sha1 = _read_net(path)
     found = find_alexnet(net, str(path))
     kwargs = {
         "lrn_size": found.lrn["local_size"],
@@ -176,7 +202,6 @@ def import_caffe(
     if len(classes) != n:
         raise UserError(f"{len(classes)} class names given for the {n}-way fc8 of {path}")
     preprocessing = caffe_preprocessing(read_mean(mean) if mean is not None else None)
-    sha1 = hashlib.sha1(data).hexdigest()
     known, accuracy = KNOWN_FILES.get(sha1, (None, None))
     origin = {
         "source": "caffe",
@@ -187,6 +212,6 @@ def import_caffe(
         "model_zoo": known,
         "caffe_accuracy": accuracy,
     }
-    del data, net, found  # the file's bytes (the blobs' views): the weights are copies
+    del net, found  # the file's bytes (the blobs' views): the weights are copies
     state = weights_checkpoint("alexnet", kwargs, weights, classes, preprocessing, origin)
     return save_checkpoint(state, out_ckpt)
