@@ -91,11 +91,19 @@ def test_png_data_named_jpeg(tmp_path):
     assert rgb_of(tmp_path / "x.JPEG")[0, 0].tolist() == [1, 2, 3]
 
 
-@pytest.mark.parametrize("size", [(1, 1), (1, 10000), (10000, 1)])
+@pytest.mark.parametrize("size", [(1, 1), (1, 100), (100, 1), (30, 3000)])
 def test_extreme_aspect_ratios(tmp_path, size):
     Image.new("RGB", size, (9, 8, 7)).save(tmp_path / "t.png")
     img = resize_center_crop(load_image(tmp_path / "t.png"), 256)
     assert img.size == (256, 256) and np.asarray(img)[128, 128].tolist() == [9, 8, 7]
+
+
+@pytest.mark.parametrize("size", [(1, 101), (101, 1), (1, 10000), (29, 3000)])
+def test_aspect_ratio_beyond_the_limit_is_refused(tmp_path, size):
+    Image.new("RGB", size, (9, 8, 7)).save(tmp_path / "t.png")
+    w, h = size
+    with pytest.raises(BadImageError, match=rf"t.png: refused, {w}x{h} pixels: one side is more"):
+        load_image(tmp_path / "t.png")
 
 
 def test_empty_file(tmp_path):

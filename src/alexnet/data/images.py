@@ -11,12 +11,26 @@ datasets, ``prepare_store`` and ``compute_stats``. What it does with awkward inp
 * an EXIF orientation tag: applied (``ImageOps.exif_transpose``), as a viewer would;
 * an animated GIF/WebP/PNG: its first frame;
 * a 0-byte, truncated, corrupt or non-image file: ``BadImageError`` naming the file;
-* more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` (89.5 M by default, a
-  decompression-bomb guard we keep): ``BadImageError``, the file is never decoded.
+* a file in any other format than ``FORMATS`` (JPEG, PNG, BMP, PPM/PGM, TIFF, WebP,
+  GIF), whatever its name: ``BadImageError``. Pillow is asked for those formats only
+  (``Image.open(formats=...)``), so PostScript, EPS and PDF never reach Ghostscript;
+* more pixels than Pillow's ``Image.MAX_IMAGE_PIXELS`` (89,478,485 by default, a
+  decompression-bomb guard we keep), or a longer side more than ``MAX_ASPECT`` (100)
+  times the shorter: ``BadImageError`` from the header, before any pixel is decoded.
+  Why the shape matters: Pillow keeps an 8-byte pointer per row besides 4 bytes per
+  pixel, so a 1x80,000,000 PNG (155 KB) took 2.3 GB to load where a square image of as
+  many pixels takes 0.6 GB; and a shorter-side resize to 256 (``resize_mode: shorter``)
+  makes 256 x 256*aspect pixels whatever the source's size (a 1x10,000 strip became
+  655 M pixels). With the limit, rows cost at most 0.8 MB and that resize at most
+  256x25,600 pixels;
+* warnings from the decoders (bogus EXIF entries print two each): counted per file,
+  not printed; the first few files with any are logged in one line each
+  (``decoder_warnings()`` has the counts of this process).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 
@@ -27,7 +41,10 @@ from alexnet.errors import UserError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "FORMATS",
+    "MAX_ASPECT",
     "BadImageError",
+    "decoder_warnings",
     "display_path",
     "is_image_file",
     "load_image",
@@ -48,6 +65,16 @@ IMAGE_EXTENSIONS = (
     ".webp",
     ".gif",
 )
+
+# The formats Pillow may open (its format ids; "PPM" reads PGM/PBM too, "JPEG" gives MPO for
+# multi-picture JPEGs). Nothing else is tried, whatever a file is named.
+FORMATS = ("JPEG", "PNG", "BMP", "PPM", "TIFF", "WEBP", "GIF")
+_FORMAT_NAMES = "JPEG, PNG, BMP, PPM/PGM, TIFF, WebP and GIF"
+MAX_ASPECT = 100  # longer side / shorter side
+_SHOWN_WARNED_FILES = 5  # files whose decoder warnings are logged, per process
+
+log = logging.getLogger(__name__)
+_warned: dict[str, int] = {}  # file -> warnings its decoding gave (this process)
 
 _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
 _WIDE_GREY_MODES = {"I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
@@ -99,10 +126,12 @@ def load_image(path: str | os.PathLike, *, draft_size: int | None = None) -> Ima
     """
     name = display_path(path)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # counted below, not printed
             # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; refuse both.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(path, formats=FORMATS) as im:
+                _check_shape(name, *im.size)  # from the header: nothing decoded yet
                 if draft_size and im.format == "JPEG":
                     short = min(im.size)
                     if short > draft_size:
@@ -111,6 +140,8 @@ def load_image(path: str | os.PathLike, *, draft_size: int | None = None) -> Ima
                 im.seek(0)  # animated: first frame
                 out = ImageOps.exif_transpose(im)  # loads the pixels; a copy when no tag
                 out.load()
+    except BadImageError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadImageError(
             f"{name}: refused, more than Pillow's decompression-bomb limit of "
@@ -121,17 +152,67 @@ def load_image(path: str | os.PathLike, *, draft_size: int | None = None) -> Ima
     except (PermissionError, IsADirectoryError) as e:
         raise BadImageError(f"{name}: cannot read ({e.strerror})") from None
     except Image.UnidentifiedImageError:
-        size = _size_or_none(path)
-        what = "empty file (0 bytes)" if size == 0 else "not an image Pillow can read"
-        raise BadImageError(f"{name}: {what}") from None
+        raise BadImageError(f"{name}: {_what_it_is(path)}") from None
     except MemoryError:
         raise BadImageError(f"{name}: out of memory while decoding") from None
     except Exception as e:  # decoders raise OSError, ValueError, SyntaxError, EOFError, ...
         raise BadImageError(f"{name}: corrupt or truncated image ({type(e).__name__}: {e})") from e
+    if caught:
+        _note_warnings(name, caught)
     try:
         return to_rgb(out)
     except ValueError as e:
         raise BadImageError(f"{name}: image mode {out.mode} cannot be made RGB ({e})") from None
+
+
+def decoder_warnings() -> dict[str, int]:
+    """{file: number of warnings its decoding gave} in this process (each file once)."""
+    return dict(_warned)
+
+
+def _check_shape(name: str, w: int, h: int) -> None:
+    if w < 1 or h < 1:
+        raise BadImageError(f"{name}: {w}x{h} pixels, an empty image")
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        raise BadImageError(
+            f"{name}: refused, {w}x{h} pixels: one side is more than {MAX_ASPECT:,} times the other"
+        )
+
+
+# What a file that no allowed format opens most likely is, from its first bytes.
+_SIGNATURES = (
+    (b"%!PS", "PostScript"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"%PDF", "PDF"),
+)
+
+
+def _what_it_is(path: str | os.PathLike) -> str:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        head = b""
+    if not head:
+        return "empty file (0 bytes)" if _size_or_none(path) == 0 else "not an image"
+    kind = next((k for sig, k in _SIGNATURES if head.startswith(sig)), None)
+    what = f"a {kind} file, " if kind else ""
+    return f"not an image this project reads ({what}it reads {_FORMAT_NAMES})"
+
+
+def _note_warnings(name: str, caught: list[warnings.WarningMessage]) -> None:
+    """Count the decoder's warnings for ``name``; log the first files' in one line each."""
+    if name in _warned:
+        return
+    _warned[name] = len(caught)
+    if len(_warned) > _SHOWN_WARNED_FILES:
+        return
+    first = " ".join(str(caught[0].message).split())[:160]
+    log.warning(
+        "%s: %d warning(s) from the image decoder, ignored (first: %s)", name, len(caught), first
+    )
+    if len(_warned) == _SHOWN_WARNED_FILES:
+        log.warning("further images with decoder warnings are counted, not shown")
 
 
 def _size_or_none(path: str | os.PathLike) -> int | None:
