@@ -22,7 +22,13 @@ own version. On NFS, Linux maps flock onto NFS byte-range locks (kernel >= 2.6.1
 platforms without ``fcntl`` (Windows) run without the lock.
 
 Nested ``hold_lock`` calls on one path in one process are allowed (a counter), so
-the CLI and the library may both take it.
+the CLI and the library may both take it. ``hold_lock(out, wait=note)`` waits for the
+holder instead of failing (``alexnet report`` into a run that is training).
+
+Readers of a file that a writer may replace (a packed store's meta.json) take a shared
+``flock(LOCK_SH)`` for as long as they read it (``hold_shared``); the writer's
+``hold_unread`` takes ``LOCK_EX | LOCK_NB`` on it and fails with one line naming a
+reader (its pid from /proc/locks, its command line from /proc) while one holds it.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +61,10 @@ __all__ = [
     "destination_lock_path",
     "hold_destination_lock",
     "hold_lock",
+    "hold_shared",
+    "hold_unread",
     "read_holder",
+    "release_shared",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,10 +81,15 @@ def _display(path: str | os.PathLike) -> str:
 
 @contextlib.contextmanager
 def hold_lock(
-    directory: str | os.PathLike, what: str = "train", *, name: str | None = None
+    directory: str | os.PathLike,
+    what: str = "train",
+    *,
+    name: str | None = None,
+    wait: Callable[[str], None] | None = None,
 ) -> Iterator[Path]:
     """Hold ``directory/.alexnet.lock`` (``directory`` is created if needed) until the
-    block ends; a ``UserError`` (exit 1) naming the holder if another process has it.
+    block ends; a ``UserError`` (exit 1) naming the holder if another process has it,
+    or with ``wait``: ``wait(message naming the holder)``, then block until it lets go.
     ``what`` describes this command when its command line says nothing (library use);
     ``name`` is how messages show the directory (e.g. ``"--out runs/x"``)."""
     directory = Path(directory)
@@ -86,7 +100,7 @@ def hold_lock(
         raise UserError(f"{name} is a file, not a directory", exit_code=2) from None
     except OSError as e:
         raise UserError(f"{name} is not writable: {e.strerror or e}", exit_code=2) from None
-    with _hold(directory / LOCK_NAME, what, name) as path:
+    with _hold(directory / LOCK_NAME, what, name, wait) as path:
         yield path
 
 
@@ -146,7 +160,7 @@ def describe_holder(holder: dict[str, Any] | None) -> str:
 
 
 @contextlib.contextmanager
-def _hold(lock_file: Path, what: str, name: str) -> Iterator[Path]:
+def _hold(lock_file: Path, what: str, name: str, wait=None) -> Iterator[Path]:
     key = os.path.realpath(lock_file)
     with _held_guard:
         pid, depth = _held.get(key, (0, 0))
@@ -164,7 +178,7 @@ def _hold(lock_file: Path, what: str, name: str) -> Iterator[Path]:
     if fcntl is None:
         yield lock_file
         return
-    fd = _acquire(lock_file, what, name)
+    fd = _acquire(lock_file, what, name, wait)
     with _held_guard:
         _held[key] = (os.getpid(), 1)
     try:
@@ -175,8 +189,9 @@ def _hold(lock_file: Path, what: str, name: str) -> Iterator[Path]:
         _release(lock_file, fd)
 
 
-def _acquire(lock_file: Path, what: str, name: str) -> int:
-    """Lock ``lock_file`` and write our record -> its descriptor; UserError when held."""
+def _acquire(lock_file: Path, what: str, name: str, wait=None) -> int:
+    """Lock ``lock_file`` and write our record -> its descriptor; UserError when held
+    (``wait``: told who holds it, then the lock is waited for)."""
     for _ in range(100):  # each retry means the holder deleted the file as we opened it
         try:
             fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
@@ -197,6 +212,12 @@ def _acquire(lock_file: Path, what: str, name: str) -> int:
                     f"{name}: cannot lock {_display(lock_file)}: {e.strerror}"
                 ) from None
             holder = _wait_for_record(fd)
+            if wait is not None:
+                wait(f"{name} is in use by {describe_holder(holder)}; waiting for it")
+                wait = lambda _: None  # noqa: E731 - said once
+                fcntl.flock(fd, fcntl.LOCK_EX)  # the holder deletes the file as it lets go:
+                os.close(fd)  # open the next one
+                continue
             os.close(fd)
             raise UserError(
                 f"{name} is in use by {describe_holder(holder)}; wait for it or stop it"
@@ -299,3 +320,92 @@ def _since(started: Any) -> str | None:
         return None
     now = dt.datetime.now(t.tzinfo)
     return t.strftime("%H:%M:%S" if t.date() == now.date() else "%Y-%m-%d %H:%M:%S")
+
+
+# ---- readers and the writer that replaces what they read ----
+
+
+def hold_shared(path: str | os.PathLike) -> int | None:
+    """A read-only descriptor of ``path`` with a shared flock on it (waiting out a writer
+    that is replacing it), or None without flock. Hold it while reading; ``release_shared``."""
+    for _ in range(100):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        if fcntl is None:
+            return fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError as e:
+            if e.errno in _UNSUPPORTED:
+                return fd
+            os.close(fd)
+            raise
+        if _same_file(fd, Path(path)):
+            return fd
+        os.close(fd)  # a writer replaced it while we waited: lock the new one
+    raise UserError(f"{_display(path)} keeps being replaced; try again")
+
+
+def release_shared(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def hold_unread(path: str | os.PathLike, name: str) -> Iterator[None]:
+    """An exclusive flock on ``path`` for the block (nothing when it does not exist): a
+    ``UserError`` naming a reader (``hold_shared``) while one holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        yield
+        return
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                raise UserError(
+                    f"{name} is being read by {_describe_readers(fd)}; wait for it or stop it"
+                ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _describe_readers(fd: int) -> str:
+    """``process 1234 (alexnet train --data s ...)`` for the flocks /proc/locks lists on
+    the file of ``fd``; ``another process`` when it cannot tell."""
+    st = os.fstat(fd)
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids = []
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                parts = line.split()
+                if "FLOCK" in parts and key in parts:
+                    pid = parts[parts.index(key) - 1]
+                    if pid.isdigit() and int(pid) != os.getpid() and int(pid) not in pids:
+                        pids.append(int(pid))
+    except OSError:
+        pass
+    if not pids:
+        return "another process"
+    text = ", ".join(f"process {pid}{_cmdline(pid)}" for pid in pids[:3])
+    return text + (f" and {len(pids) - 3} more" if len(pids) > 3 else "")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode("utf-8", "backslashreplace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return ""
+    if len(argv) > 2 and argv[1:3] == ["-m", "alexnet"]:
+        argv = ["alexnet", *argv[3:]]
+    elif argv:
+        argv[0] = Path(argv[0]).name
+    command = " ".join(" ".join(map(shlex.quote, argv)).split())  # one line
+    return f" ({command[:197] + '...' if len(command) > 200 else command})" if command else ""

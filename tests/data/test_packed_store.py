@@ -176,7 +176,7 @@ def test_warp_store_and_the_resize_mode_check(tmp_path):
     for split in ("train", "val"):
         d = root / split / "a"
         d.mkdir(parents=True)
-        img = Image.new("RGB", (64, 32), (0, 0, 255))
+        img = Image.new("RGB", (64, 32), (0, 40, 255))  # every channel varies: std > 0
         img.paste((255, 0, 0), (0, 0, 16, 32))  # the left quarter is red
         img.save(d / "x.png")
     store = tmp_path / "store"
