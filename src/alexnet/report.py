@@ -11,17 +11,27 @@ a Content-Security-Policy (``default-src 'none'; img-src data:``) keeps a
 browser from fetching anything. A section whose inputs are missing or fail is
 replaced by a note, so ``alexnet train`` can always call ``write_report`` at
 the end of a run.
+
+Writing into a run directory holds its lock (``alexnet.lock.hold_lock``, the one
+``train`` holds for its whole run), waiting for a training to end, and the page is
+written to ``.report.html.tmp-PID`` and renamed over the old one, unless that one was
+made from newer run files (each report records the newest modification time of the
+files it read, ``made_from``): an older report never replaces a newer one. A killed
+report's temporary file is deleted by the next report once its PID is gone.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import html
 import json
 import math
 import os
-from collections.abc import Callable
+import re
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +68,62 @@ class Run:
 class RunReport:
     html: str
     skipped: list[str]  # "section: reason" for every section left out
+    made_from: int = 0  # newest st_mtime_ns of the run files read (0: none)
+    kept_newer: bool = False  # save_report kept a report made from newer files
+
+
+RUN_INPUTS = ("config.yaml", "metrics.jsonl", "summary.json")
+_MADE_FROM = re.compile(rb'<meta name="alexnet-made-from" content="(\d+)">')
+
+
+def made_from(run_dir: str | os.PathLike) -> int:
+    """The newest modification time (ns) of the files a report reads from ``run_dir``."""
+    path = Path(run_dir)
+    files = [path / f for f in RUN_INPUTS] + list((path / "checkpoints").glob("*.pt"))
+    times = []
+    for f in files:
+        with contextlib.suppress(OSError):
+            times.append(f.stat().st_mtime_ns)
+    return max(times, default=0)
+
+
+def _made_from_of(page: Path) -> int | None:
+    """What an existing report was made from (None: unknown, e.g. an older alexnet's)."""
+    try:
+        with open(page, "rb") as f:
+            m = _MADE_FROM.search(f.read(4096))
+    except OSError:
+        return None
+    return int(m[1]) if m else None
+
+
+def enclosing_run(path: str | os.PathLike) -> Path | None:
+    """The run directory ``path`` is written into (its folder or that folder's parent,
+    e.g. RUN/plots/x.png), or None."""
+    from alexnet.rundir import RUN_FILES
+
+    for d in list(Path(os.path.abspath(path)).parents)[:2]:
+        if any((d / f).exists() for f in RUN_FILES[:2] + ("checkpoints",)):
+            return d
+    return None
+
+
+def _say(message: str) -> None:
+    print(f"alexnet: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def holding_run_of(out: str | os.PathLike, what: str) -> Iterator[Path | None]:
+    """Hold the lock of the run directory ``out`` lies in (waiting, with a line on stderr,
+    while a training holds it); nothing when ``out`` is in none."""
+    from alexnet.lock import hold_lock
+
+    run = enclosing_run(out)
+    if run is None:
+        yield None
+        return
+    with hold_lock(run, what, wait=_say):
+        yield run
 
 
 def _esc(x: object) -> str:
@@ -283,6 +349,7 @@ def build_report(
     run_dir: str | os.PathLike, *, device: str = "auto", max_images: int = 500, samples: int = 8
 ) -> RunReport:
     """Render the report's HTML; a section that cannot be drawn becomes a note."""
+    stamp = made_from(run_dir)  # before reading: a file changed meanwhile counts as newer
     run = read_run(run_dir)
     ctx = {"device": device, "max_images": max_images, "samples": samples}
     body, skipped = [], []
@@ -299,13 +366,14 @@ def build_report(
     page = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f'<meta name="alexnet-made-from" content="{stamp}">'
         f"<title>{_esc(run.path.resolve().name)}: alexnet run report</title>"
         f"<style>{CSS}</style></head><body>"
         f"<h1>Run report: {_esc(run.path.resolve().name)}</h1>"
         f"<p class='meta'>{_esc(model)} &middot; {_esc(run.path.resolve())} &middot; "
         f"generated {_esc(when)}</p>\n" + "\n".join(body) + "\n</body></html>\n"
     )
-    return RunReport(page, skipped)
+    return RunReport(page, skipped, stamp)
 
 
 def write_report(
@@ -316,17 +384,58 @@ def write_report(
     max_images: int = 500,
     samples: int = 8,
 ) -> Path:
-    """Write ``RUN_DIR/report.html`` (or ``out``) atomically; returns its path."""
-    report = build_report(run_dir, device=device, max_images=max_images, samples=samples)
-    return save_report(report, Path(out) if out is not None else Path(run_dir) / "report.html")
+    """Write ``RUN_DIR/report.html`` (or ``out``) atomically, holding the run's lock when
+    ``out`` is in a run directory; returns its path."""
+    out = Path(out) if out is not None else Path(run_dir) / "report.html"
+    if not Path(run_dir).is_dir():
+        raise UserError(f"run directory {run_dir} does not exist")
+    with holding_run_of(out, "report"):
+        report = build_report(run_dir, device=device, max_images=max_images, samples=samples)
+        return save_report(report, out)
 
 
 def save_report(report: RunReport, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``report`` to ``path`` by a rename, unless ``path`` holds a report made from
+    newer run files (then ``report.kept_newer``). A full disk: one line naming ``path``,
+    nothing left behind."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{path}: cannot create its folder: {e.strerror or e}") from None
+    _remove_dead_temporaries(path)
+    existing = _made_from_of(path)
+    if existing is not None and existing > report.made_from:
+        report.kept_newer = True
+        return path
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(report.html, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(report.html, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{path}: cannot write the report: {e.strerror or e}") from None
     return path
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    """``.report.html.tmp-PID`` files of reports that were killed (PID gone)."""
+    pattern = re.compile(re.escape(f".{path.name}.tmp-") + r"(\d+)")
+    with contextlib.suppress(OSError):
+        for f in path.parent.iterdir():
+            m = pattern.fullmatch(f.name)
+            if m and int(m[1]) != os.getpid() and not _alive(int(m[1])):
+                f.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 class ReportCallback(Callback):

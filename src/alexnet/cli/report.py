@@ -3,7 +3,9 @@ metrics, conv1 kernels, sample predictions and a confusion matrix (<= 100 classe
 
 Every image is embedded, so the file opens offline and can be mailed or archived
 on its own. ``alexnet train`` writes it at the end of every run; this command
-(re)writes it, e.g. for a run that was stopped.
+(re)writes it, e.g. for a run that was stopped. Into a run that is still training it
+waits for the training to end (which writes its own report first), and a report made
+from older run files never replaces a newer one.
 """
 
 from __future__ import annotations
@@ -31,16 +33,22 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from alexnet.errors import UserError
-    from alexnet.report import build_report, save_report
+    from alexnet.report import build_report, holding_run_of, save_report
 
     if args.max_images < 1 or args.samples < 1:
         raise UserError("--max-images and --samples must be >= 1", exit_code=2)
-    report = build_report(
-        args.run_dir, device=args.device, max_images=args.max_images, samples=args.samples
-    )
+    if not Path(args.run_dir).is_dir():
+        raise UserError(f"run directory {args.run_dir} does not exist")
     out = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
-    save_report(report, out)
+    with holding_run_of(out, "report"):  # waits for a training into it to end
+        report = build_report(
+            args.run_dir, device=args.device, max_images=args.max_images, samples=args.samples
+        )
+        save_report(report, out)
     for note in report.skipped:
         print(f"skipped {note}")
-    print(f"wrote {out}")
+    if report.kept_newer:
+        print(f"kept {out}: it was made from newer run files than this report")
+    else:
+        print(f"wrote {out}")
     return 0

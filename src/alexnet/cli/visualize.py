@@ -2,6 +2,8 @@
 tower by tower, with a colour-specificity score) and Figure 4 with "predictions" (images
 and their top-5 bars) and "neighbors" (images and the training images nearest in fc7
 space). --data takes anything `alexnet train --data` does. Figures are drawn headless.
+An --out inside a run directory (RUN/ or RUN/plots/) is written holding the run's lock,
+after a training into it has ended.
 """
 
 from __future__ import annotations
@@ -156,6 +158,8 @@ def _neighbors(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"filters": _filters, "predictions": _predictions, "neighbors": _neighbors}[args.figure](
-        args
-    )
+    from alexnet.report import holding_run_of
+
+    draw = {"filters": _filters, "predictions": _predictions, "neighbors": _neighbors}
+    with holding_run_of(args.out, "visualize"):  # --out RUN/plots/x.png: wait for its training
+        return draw[args.figure](args)
