@@ -444,8 +444,8 @@ def _preprocessing_problems(pre: dict) -> list[str]:
     errors = []
     for key in ("input_size", "resize"):
         v = pre.get(key)
-        if v is not None and not (_is_int(v) and 1 <= v <= MAX_RESIZE_FACTOR * MAX_INPUT_SIDE):
-            errors.append(f"preprocessing.{key} must be a positive int, got {_short(v)}")
+        if v is not None and not _is_int(v):
+            errors.append(f"preprocessing.{key} must be an int, got {_short(v)}")
     for key, choices in (("resize_mode", RESIZE_MODES), ("normalize", NORMALIZE_MODES)):
         v = pre.get(key)
         if v is not None and v not in choices:
@@ -504,7 +504,7 @@ def check_preprocessing_sizes(pre: dict, name: str, kwargs: dict, source: str) -
 
     info = model_info(name)
     own = input_size_for(name, kwargs)
-    size = pre.get("input_size") or own
+    size = pre.get("input_size") or own  # (check_state: ints or None)
     if info.input_sizes and size != own:
         raise UserError(
             f"{source}: preprocessing.input_size is {size}, but model {name!r} with these "
