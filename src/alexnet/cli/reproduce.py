@@ -5,6 +5,11 @@ and with tanh units until 25% training error; writes figure1.png and result.json
 prints the speed-up factor (the paper reports six).
 cifar10: the paper's method (--preset paper) trained on CIFAR-10's photos upscaled to 227,
 tested with the centre crop, 10 crops and a 2-model average; writes result.json/.md.
+cifar10 --full: the paper's full schedule on one device: all 50,000 training images packed
+once into a 256 store (OUT/store-256), --preset paper until the plateau after its three /10
+divisions of the learning rate (or --max-epochs, 90), tested on all 10,000 test images with
+the centre crop and 10 crops; error per epoch, wall time and img/s in result.json/.md:
+  alexnet reproduce cifar10 --full --data ../shared/data/cifar10-jpeg.tar.gz --out runs/full
 lrn-regime: how large alpha * sum(a^2) is beside k at conv1 and conv2 at initialisation,
 with the paper's pixel inputs and with standardised ones.
 """
@@ -89,26 +94,60 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _method_parser(sub) -> None:
+    from alexnet.reproduce.full import FullConfig as F
     from alexnet.reproduce.method import MethodConfig as M
 
     m = sub.add_parser(
         "cifar10",
-        help="the paper's method on CIFAR-10 photos: centre crop, 10 crops, 2 models averaged",
+        help="the paper's method on CIFAR-10 photos: centre crop, 10 crops, 2 models averaged; "
+        "--full: all 50,000 images and the plateau schedule's three /10 drops",
         description=__doc__,
     )
+    m.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the command's line
     m.add_argument(
         "--data", required=True, metavar="CIFAR10", help="cifar10-jpeg.tar.gz or its folder"
     )
     m.add_argument(
         "--out", required=True, metavar="DIR", help="writes result.json, result.md, runs"
     )
-    for name in ("train_per_class", "test_per_class", "epochs", "models", "seed"):
-        default = getattr(M, name)
+    m.add_argument(
+        "--full",
+        action="store_true",
+        help="the paper's full schedule: every image (unless --train/test-per-class), a "
+        "packed store, /10 at each plateau three times, stop at the next plateau",
+    )
+    for name, full in (("train_per_class", "5000"), ("test_per_class", "1000")):
         m.add_argument(
-            f"--{name.replace('_', '-')}", type=int, default=default, help=f"({default})"
+            f"--{name.replace('_', '-')}",
+            type=int,
+            default=None,
+            help=f"({getattr(M, name)}; with --full: all {full})",
         )
+    for name in ("epochs", "models"):
+        m.add_argument(
+            f"--{name}", type=int, default=None, help=f"({getattr(M, name)}; not with --full)"
+        )
+    m.add_argument("--seed", type=int, default=M.seed, help=f"({M.seed})")
     m.add_argument("--init", choices=("paper", "caffe"), default=M.init, help="(paper)")
     m.add_argument("--workers", type=int, default=None, help="loader processes (one per core)")
+    m.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML of training settings over --preset paper (as alexnet train --config), "
+        "e.g. batch_size, model_kwargs: {width: 0.125}",
+    )
+    full = m.add_argument_group("--full only")
+    full.add_argument("--max-epochs", type=int, default=None, help=f"epoch cap ({F.max_epochs})")
+    full.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="epochs without a lower test error that pass before each /10 (the next one "
+        "divides) and before the stop after the last (the preset's: 2)",
+    )
+    full.add_argument(
+        "--store", metavar="DIR", help="the packed store, made once, reused (OUT/store-256)"
+    )
 
 
 def _regime_parser(sub) -> None:
@@ -124,21 +163,60 @@ def _regime_parser(sub) -> None:
 
 
 def _run_method(args: argparse.Namespace) -> int:
+    from alexnet.errors import UserError
+
+    wrong = _mode_errors(args)
+    if wrong:
+        raise UserError("; ".join(wrong), exit_code=2)
+    if args.full:
+        from alexnet.reproduce.full import FullConfig, run_full
+
+        run_full(
+            FullConfig(
+                data=args.data,
+                out=args.out,
+                max_epochs=FullConfig.max_epochs if args.max_epochs is None else args.max_epochs,
+                patience=args.patience,
+                train_per_class=args.train_per_class,
+                test_per_class=args.test_per_class,
+                store=args.store,
+                init=args.init,
+                seed=args.seed,
+                workers=args.workers,
+                config=args.config,
+            )
+        )
+        return 0
     from alexnet.reproduce.method import MethodConfig, run_method
 
+    given = {
+        k: getattr(args, k)
+        for k in ("train_per_class", "test_per_class", "epochs", "models")
+        if getattr(args, k) is not None
+    }
     cfg = MethodConfig(
         data=args.data,
         out=args.out,
-        train_per_class=args.train_per_class,
-        test_per_class=args.test_per_class,
-        epochs=args.epochs,
-        models=args.models,
         init=args.init,
         seed=args.seed,
         workers=args.workers,
+        config=args.config,
+        **given,
     )
     run_method(cfg)
     return 0
+
+
+def _mode_errors(args: argparse.Namespace) -> list[str]:
+    """Options of the other mode than the one asked for, each named."""
+    other = ("epochs", "models") if args.full else ("max_epochs", "patience", "store")
+    return [
+        f"--{name.replace('_', '-')} is "
+        + ("not an option of --full (it runs to the plateau or --max-epochs)" if args.full
+           else "an option of --full")
+        for name in other
+        if getattr(args, name) is not None
+    ]  # fmt: skip
 
 
 def _run_regime(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -53,6 +54,9 @@ class MethodConfig:
     """Initialisation of the first model: paper (§5); caffe is tried when paper stalls."""
     seed: int = 0
     workers: int | None = None
+    config: str | None = None
+    """A YAML file of further training settings over ``--preset paper`` (``alexnet train
+    --config``); the command's own options win over it."""
     overrides: dict = field(default_factory=dict)
     """Further settings of every run over ``--preset paper`` (a quick check: batch_size);
     its ``model_kwargs`` are merged under each member's ``init``."""
@@ -68,28 +72,41 @@ class MethodConfig:
             raise UserError("; ".join(errors), exit_code=2)
 
 
-def make_subset(source: str, out: Path, train_per_class: int, test_per_class: int, seed: int):
-    """OUT/data/{train,val}/<class>/ of symbolic links to a seeded, class-balanced sample of
-    the training and test images (the test split stands in for val). -> the folder."""
-    from alexnet.data.folder import find_split_dir
+def source_root(source: str) -> Path:
+    """The ImageFolder root (train/, test/ or val/) of a CIFAR-10 tarball (extracted once
+    into the cache) or folder."""
     from alexnet.data.sources import _tree_root, extract_archive, source_kind
 
     kind, text = source_kind(source)
-    root = _tree_root(extract_archive(text)) if kind.name == "archive" else Path(text)
+    return _tree_root(extract_archive(text)) if kind.name == "archive" else Path(text)
+
+
+def make_subset(
+    source: str, out: Path, train_per_class: int | None, test_per_class: int | None, seed: int
+):
+    """OUT/data/{train,val}/<class>/ of symbolic links to a seeded, class-balanced sample of
+    the training and test images (the test split stands in for val); a count of None takes
+    every image of the class. -> the folder. A subset drawn with other counts or another
+    seed is replaced (its links only: the images stay)."""
+    from alexnet.data.folder import find_split_dir
+
+    root = source_root(source)
     dest = out / "data"
     tag = f"{root.resolve()}|{train_per_class}|{test_per_class}|{seed}"
-    if (dest / "subset.txt").is_file() and (dest / "subset.txt").read_text() == tag:
-        return dest
+    if (dest / "subset.txt").is_file():
+        if (dest / "subset.txt").read_text() == tag:
+            return dest
+        shutil.rmtree(dest)  # links of another draw: they would mix with this one's
     rng = random.Random(seed)
     for split, per_class in (("train", train_per_class), ("val", test_per_class)):
         split_dir = find_split_dir(root, split)
         for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
             files = sorted(p for p in class_dir.iterdir() if p.is_file())
-            if len(files) < per_class:
+            if per_class is not None and len(files) < per_class:
                 raise UserError(f"{class_dir} has {len(files)} images, fewer than {per_class}")
             target = dest / split / class_dir.name
             target.mkdir(parents=True, exist_ok=True)
-            for f in rng.sample(files, per_class):
+            for f in files if per_class is None else rng.sample(files, per_class):
                 link = target / f.name
                 if not link.exists():
                     os.symlink(f.resolve(), link)
@@ -105,6 +122,7 @@ def _train_one(data: Path, out: Path, cfg: MethodConfig, seed: int, init: str) -
     model_kwargs = {**overrides.pop("model_kwargs", {}), "init": init}
     run = resolve_config(
         "paper",
+        cfg.config,
         overrides={
             "data": str(data),
             "out": str(out),
