@@ -3,14 +3,15 @@
 ``ReLULRNPool(relu, lrn, pool)`` holds the three layers as its children ``relu``,
 ``lrn`` and ``pool`` and returns ``pool(lrn(relu(z)))``. Where the custom operator
 ``torch.ops.alexnet.relu_lrn_pool`` computes exactly that (the paper's n = 5 and
-beta = 0.75, a 3x3 pool of stride 2, the C kernels on the CPU: ``alexnet.ops``), it runs
-that one op, in eager mode, under ``torch.compile`` and in ``torch.export`` alike: the
-LRN output, the pool's indices and the intermediate gradients are never written
-(``python benchmarks/bench_fused.py``: 1.5-2.3x faster than the three layers on the
-2-core CPU). Otherwise, and whenever a hook is registered on one of the three
-children, the three layers run one after the other, so hooks see every layer; the
-numbers are the same either way (``tests/test_fused.py``). Module-wide hooks
-(``torch.nn.modules.module.register_module_forward_hook``) see this module as a whole.
+beta = 0.75, a 3x3 pool of stride 2, the C kernels on the CPU, the Triton kernels of
+``alexnet.ops.triton`` on CUDA), it runs that one op, in eager mode, under
+``torch.compile`` and in ``torch.export`` alike: the LRN output, the pool's indices and
+the intermediate gradients are never written (``python benchmarks/bench_fused.py``:
+1.5-2.3x faster than the three layers on the 2-core CPU). Otherwise, and whenever a hook
+is registered on one of the three children, the three layers run one after the other, so
+hooks see every layer; the numbers are the same either way (``tests/test_fused.py``).
+Module-wide hooks (``torch.nn.modules.module.register_module_forward_hook``) see this
+module as a whole.
 """
 
 from __future__ import annotations
@@ -77,15 +78,15 @@ class ReLULRNPool(nn.Module):
 
     def fusable(self, z: Tensor) -> bool:
         """True when the fused op runs for z (no hooks on the children, the paper's
-        constants, the C kernels for z's device and dtype, a map of at least 3x3, and not
-        a bf16 NCHW backward on narrow maps, ``_slow_backward``)."""
+        constants, a kernel for z's device and dtype: the C kernels on the CPU, the Triton
+        kernels on CUDA; a map of at least 3x3, and on the CPU not a bf16 NCHW backward on
+        narrow maps, ``_slow_backward``)."""
         if not self._paper_layers() or any(_hooked(m) for m in (self.relu, self.lrn, self.pool)):
             return False
         if z.dim() != 4 or z.shape[2] < 3 or z.shape[3] < 3 or z.shape[1] % self.lrn.groups:
             return False
-        if _slow_backward(z):
-            return False
-        return implementation(z) == "c"
+        impl = implementation(z)
+        return impl == "triton" or (impl == "c" and not _slow_backward(z))
 
     def forward(self, z: Tensor) -> Tensor:
         if not self.fusable(z):

@@ -16,8 +16,11 @@ write each way, 13-24x faster than PyTorch's layer, which pads a 5-D copy and ru
 ``avg_pool3d``: about 0.9 s for forward+backward of a 64x96x55x55 float32 tensor on the
 2-core CPU this project is developed on), chunked PyTorch ops for other dtypes. Eager
 mode, ``torch.compile`` and ``torch.export`` call the same op. On CUDA the op runs the
-chunked ops in eager mode, and under ``torch.compile`` the formula runs as plain tensor
-ops, which inductor fuses (``alexnet.ops.select`` decides, with the figures).
+Triton kernels of ``alexnet.ops.triton`` (float32, bf16, float16; one read and one write
+per element forward), in eager mode and compiled alike; without triton (or with
+``ALEXNET_LRN_KERNEL=torch``) the chunked ops in eager mode, and under ``torch.compile``
+the formula as plain tensor ops, which inductor fuses (``alexnet.ops.select`` decides,
+with the figures).
 ``python benchmarks/bench_lrn.py`` measures the ratio against PyTorch's layer
 (docs/benchmarks.md).
 """

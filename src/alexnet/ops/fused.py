@@ -11,8 +11,9 @@ z: (N, C, H, W) with H, W >= 3, contiguous or channels_last; the output
 and bf16 the C kernel reads z once and writes only the pooled output; its backward
 recomputes each row's LRN to find each window's maximum again, so the LRN output, the
 pool's int64 indices and the intermediate gradients (37 MB each after conv1 at batch 64
-in bf16) are never written. Elsewhere (other dtypes, no C compiler, another device)
-the op runs the three layers' ops, with the same results.
+in bf16) are never written. On CUDA (float32, bf16, float16) the Triton kernels of
+``alexnet.ops.triton`` do the same. Elsewhere (other dtypes, no C compiler, no triton,
+``ALEXNET_LRN_KERNEL=torch``) the op runs the three layers' ops, with the same results.
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ from alexnet._kernels import lrn_library
 
 from ._kernel import ANY_LAYOUT, call, dense, memory_format, pool_dims
 from .lrn import check_input, forward_into
-from .select import implementation
+from .select import implementation, triton_kernels
 
 __all__: list[str] = []  # use torch.ops.alexnet.relu_lrn_pool / relu_lrn_pool_backward
 
 SIZE, BETA = 5, 0.75  # the LRN constants the fused op is built for
 
 
-def _pooled(z: Tensor, groups: int) -> Tensor:
+def pooled_like(z: Tensor, groups: int) -> Tensor:
+    """An empty pooled output for z (N, C, H, W), in z's dtype, device and format."""
     check_input(z, groups)
     n, c, h, w = z.shape
     if h < 3 or w < 3:
@@ -51,8 +53,11 @@ def _lrn_of_relu(z: Tensor, alpha: float, k: float, groups: int) -> tuple[Tensor
 @torch.library.custom_op("alexnet::relu_lrn_pool", mutates_args=(), tags=ANY_LAYOUT)
 def _relu_lrn_pool(z: Tensor, alpha: float, k: float, groups: int) -> Tensor:
     z = dense(z)
-    out = _pooled(z, groups)
-    if implementation(z) == "c":
+    out = pooled_like(z, groups)
+    impl = implementation(z)
+    if impl == "triton" and (tk := triton_kernels()) is not None:
+        tk.relu_lrn_pool_forward(z, out, alpha, k, groups)
+    elif impl == "c":
         dims = pool_dims(z, groups)
         fn = lrn_library().alexnet_relu_lrn_pool_forward
         call(fn, z, [z.data_ptr(), out.data_ptr()], dims, (SIZE, alpha, BETA, k), "ReLU-LRN-pool")
@@ -63,7 +68,7 @@ def _relu_lrn_pool(z: Tensor, alpha: float, k: float, groups: int) -> Tensor:
 
 @_relu_lrn_pool.register_fake
 def _(z: Tensor, alpha: float, k: float, groups: int) -> Tensor:
-    return _pooled(z, groups)
+    return pooled_like(z, groups)
 
 
 @torch.library.custom_op("alexnet::relu_lrn_pool_backward", mutates_args=(), tags=ANY_LAYOUT)
@@ -73,7 +78,11 @@ def _relu_lrn_pool_backward(z: Tensor, grad: Tensor, alpha: float, k: float, gro
     fmt = memory_format(z)
     out = torch.empty_like(z, memory_format=fmt)
     grad = grad.contiguous(memory_format=fmt)
-    if implementation(z) == "c":
+    impl = implementation(z)
+    if impl == "triton" and (tk := triton_kernels()) is not None:
+        tk.relu_lrn_pool_backward(z, grad, out, alpha, k, groups)
+        return out
+    if impl == "c":
         ptrs = [z.data_ptr(), grad.data_ptr(), out.data_ptr()]
         fn = lrn_library().alexnet_relu_lrn_pool_backward
         call(fn, z, ptrs, pool_dims(z, groups), (SIZE, alpha, BETA, k), "ReLU-LRN-pool")

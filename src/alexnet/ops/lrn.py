@@ -8,7 +8,8 @@ x: (N, C, H, W), contiguous or channels_last (anything else is copied to contigu
 first); the output has x's dtype and memory format. alpha is used as given (the
 paper's convention; divide by size first for PyTorch's). On the CPU, float32 and bf16
 run the C kernel of ``csrc/lrn.c``, other dtypes (and CPUs without a C compiler) the
-chunked PyTorch ops of ``alexnet.ops.chunked`` (``alexnet.ops.select`` decides). The
+chunked PyTorch ops of ``alexnet.ops.chunked``; on CUDA, float32, bf16 and float16 run
+the Triton kernels of ``alexnet.ops.triton`` (``alexnet.ops.select`` decides). The
 backward saves only x and recomputes the denominator d = k + alpha * S:
 
     dL/da[i] = g[i] * d[i]**-beta
@@ -27,7 +28,7 @@ from alexnet._kernels import lrn_library
 
 from ._kernel import ANY_LAYOUT, call, dense, lrn_dims, memory_format
 from .chunked import lrn_backward_chunked, lrn_forward_chunked
-from .select import implementation
+from .select import implementation, triton_kernels
 
 __all__: list[str] = []  # use torch.ops.alexnet.lrn / lrn_ / lrn_backward
 
@@ -43,7 +44,10 @@ def forward_into(x: Tensor, out: Tensor, size, alpha, beta, k, groups) -> None:
     """out = lrn(x) for a dense x and an out of x's shape and strides (out may be x)."""
     if x.numel() == 0:
         return
-    if implementation(x) == "c":
+    impl = implementation(x)
+    if impl == "triton" and (tk := triton_kernels()) is not None:
+        tk.lrn_forward(x, out, size, alpha, beta, k, groups)
+    elif impl == "c":
         lib = lrn_library()
         ptrs = [x.data_ptr(), out.data_ptr()]
         call(lib.alexnet_lrn_forward, x, ptrs, lrn_dims(x, groups), (size, alpha, beta, k), "LRN")
@@ -93,7 +97,10 @@ def _lrn_backward(
     if x.numel() == 0:
         return out
     grad = grad.contiguous(memory_format=fmt)
-    if implementation(x) == "c":
+    impl = implementation(x)
+    if impl == "triton" and (tk := triton_kernels()) is not None:
+        tk.lrn_backward(x, grad, out, size, alpha, beta, k, groups)
+    elif impl == "c":
         ptrs = [x.data_ptr(), grad.data_ptr(), out.data_ptr()]
         fn = lrn_library().alexnet_lrn_backward
         call(fn, x, ptrs, lrn_dims(x, groups), (size, alpha, beta, k), "LRN")

@@ -1,0 +1,203 @@
+"""The LRN and the fused ReLU -> LRN -> max-pool 3/2 as Triton kernels: the CUDA
+implementation of the custom ops ``torch.ops.alexnet.*`` (``alexnet.ops.select`` picks it
+for CUDA tensors in float32, bf16 and float16), and reachable directly, autograd-aware:
+
+    alexnet.ops.triton.lrn(x, size, alpha, beta, k, groups)
+    alexnet.ops.triton.relu_lrn_pool(z, alpha, k, groups)
+
+Importing this module imports triton (``import alexnet`` does not: the custom ops import
+it on the first CUDA tensor they see). The kernels (``kernels.py``) read each element
+once and write it once forward; the backward reads the input and the incoming gradient,
+writes one gradient, and recomputes the denominator (and the pool's argmax) instead of
+saving them. Under ``TRITON_INTERPRET=1`` (set before this module is imported) they run
+on CPU tensors in Triton's interpreter: that is how ``tests/ops/test_triton.py`` checks
+them without a GPU.
+
+Launch parameters that a GPU must settle (``benchmarks/bench_triton.py`` prints GB/s):
+``TILE`` (elements of an LRN program's tile), ``ROWS`` (output rows per program of the
+fused tail) and the warps per program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import triton
+from torch import Tensor
+
+from alexnet.ops._kernel import dense, memory_format
+from alexnet.ops.lrn import check_input
+
+from . import kernels
+
+__all__ = [
+    "DTYPES",
+    "lrn",
+    "lrn_backward",
+    "lrn_forward",
+    "relu_lrn_pool",
+    "relu_lrn_pool_backward",
+    "relu_lrn_pool_forward",
+]
+
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+TILE = 4096  # elements (channels x positions) of one LRN program's tile
+ROWS = 4  # output rows per program of the fused tail (a program re-reads one input row)
+POOL_SIZE, POOL_BETA = 5, 0.75  # the fused op's LRN (alexnet.ops.fused)
+
+
+def _on_device(t: Tensor):
+    """Launches go to t's GPU (Triton launches on the current device)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
+def _warps(tile: int) -> int:
+    return 4 if tile <= 2048 else 8
+
+
+def _lrn_blocks(x: Tensor, groups: int) -> tuple[int, int, int, int]:
+    """(channels per tower, BLOCK_C, BLOCK_P, programs per tower and sample)."""
+    _, c, h, w = x.shape
+    cg = c // groups
+    block_c = triton.next_power_of_2(cg)
+    block_p = max(1, min(triton.next_power_of_2(h * w), TILE // block_c))
+    return cg, block_c, block_p, triton.cdiv(h * w, block_p)
+
+
+def _flat(*ts: Tensor) -> bool:
+    """Positions h * W + w evenly spaced in every tensor (NCHW and channels_last are)."""
+    return all(t.shape[3] == 1 or t.stride(2) == t.shape[3] * t.stride(3) for t in ts)
+
+
+def lrn_forward(x: Tensor, out: Tensor, size, alpha, beta, k, groups) -> None:
+    """out = lrn(x) for a 4-D x of the kernels' dtypes; out (x's shape) may be x itself."""
+    n, _, h, w = x.shape
+    if x.numel() == 0:
+        return
+    cg, block_c, block_p, blocks = _lrn_blocks(x, groups)
+    with _on_device(x):
+        kernels.lrn_forward_kernel[(n * groups * blocks,)](
+            x, out, groups, cg, w, h * w, blocks, *x.stride(), *out.stride(),
+            float(alpha), float(beta), float(k),
+            SIZE=size, BETA075=beta == 0.75, FLAT=_flat(x, out),
+            BLOCK_C=block_c, BLOCK_P=block_p, num_warps=_warps(block_c * block_p),
+        )  # fmt: skip
+
+
+def lrn_backward(x: Tensor, g: Tensor, out: Tensor, size, alpha, beta, k, groups) -> None:
+    """out = dL/dx of lrn(x) given g = dL/d lrn(x) (all three of x's shape)."""
+    n, _, h, w = x.shape
+    if x.numel() == 0:
+        return
+    cg, block_c, block_p, blocks = _lrn_blocks(x, groups)
+    with _on_device(x):
+        kernels.lrn_backward_kernel[(n * groups * blocks,)](
+            x, g, out, groups, cg, w, h * w, blocks, *x.stride(), *g.stride(), *out.stride(),
+            float(alpha), float(beta), float(k),
+            SIZE=size, BETA075=beta == 0.75, FLAT=_flat(x, g, out),
+            BLOCK_C=block_c, BLOCK_P=block_p, num_warps=_warps(block_c * block_p),
+        )  # fmt: skip
+
+
+def _pool_blocks(z: Tensor, pooled: Tensor, groups: int) -> dict[str, int]:
+    """BLOCK_C, BLOCK_X, BLOCK_PW: a tile holds a tower's channels and a whole row of the
+    map (W input columns, PW output columns), and the warps for it."""
+    block_c = triton.next_power_of_2(z.shape[1] // groups)
+    block_x = triton.next_power_of_2(z.shape[3])
+    block_pw = triton.next_power_of_2(pooled.shape[3])
+    return dict(BLOCK_C=block_c, BLOCK_X=block_x, BLOCK_PW=block_pw)
+
+
+def relu_lrn_pool_forward(z: Tensor, out: Tensor, alpha, k, groups) -> None:
+    """out = max_pool2d(lrn(relu(z), 5, alpha, 0.75, k, groups), 3, 2); out: the pooled shape."""
+    n, _, h, w = z.shape
+    if out.numel() == 0:
+        return
+    ph, pw = out.shape[2:]
+    blocks = _pool_blocks(z, out, groups)
+    chunks = triton.cdiv(ph, ROWS)
+    with _on_device(z):
+        kernels.relu_lrn_pool_forward_kernel[(n * groups * chunks,)](
+            z, out, groups, z.shape[1] // groups, h, w, ph, pw, chunks, *z.stride(), *out.stride(),
+            float(alpha), POOL_BETA, float(k),
+            SIZE=POOL_SIZE, BETA075=True, ROWS=ROWS, **blocks,
+            num_warps=_warps(blocks["BLOCK_C"] * blocks["BLOCK_X"]),
+        )  # fmt: skip
+
+
+def relu_lrn_pool_backward(z: Tensor, g: Tensor, out: Tensor, alpha, k, groups) -> None:
+    """out = dL/dz given g = dL/d relu_lrn_pool(z) (the pooled shape); out: z's shape."""
+    n, _, h, w = z.shape
+    if z.numel() == 0:
+        return
+    ph, pw = g.shape[2:]
+    blocks = _pool_blocks(z, g, groups)
+    chunks = triton.cdiv(ph + 1, ROWS)  # one window row past the map: rows 2PH, 2PH + 1
+    with _on_device(z):
+        kernels.relu_lrn_pool_backward_kernel[(n * groups * chunks,)](
+            z, g, out, groups, z.shape[1] // groups, h, w, ph, pw, chunks,
+            *z.stride(), *g.stride(), *out.stride(),
+            float(alpha), POOL_BETA, float(k),
+            SIZE=POOL_SIZE, BETA075=True, ROWS=ROWS, **blocks,
+            num_warps=2 * _warps(blocks["BLOCK_C"] * blocks["BLOCK_X"]),
+        )  # fmt: skip
+
+
+def _check_dtype(x: Tensor) -> None:
+    if x.dtype not in DTYPES:
+        raise TypeError(f"the Triton kernels take float32, bfloat16 or float16, not {x.dtype}")
+
+
+class _LRN(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, size: int, alpha: float, beta: float, k: float, groups: int):
+        check_input(x, groups)
+        _check_dtype(x)
+        x = dense(x)
+        out = torch.empty_like(x, memory_format=memory_format(x))
+        lrn_forward(x, out, size, alpha, beta, k, groups)
+        ctx.save_for_backward(x)
+        ctx.params = (size, alpha, beta, k, groups)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x,) = ctx.saved_tensors
+        fmt = memory_format(x)
+        out = torch.empty_like(x, memory_format=fmt)
+        lrn_backward(x, grad.contiguous(memory_format=fmt), out, *ctx.params)
+        return out, None, None, None, None, None
+
+
+class _ReLULRNPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z: Tensor, alpha: float, k: float, groups: int):
+        from alexnet.ops.fused import pooled_like
+
+        _check_dtype(z)
+        z = dense(z)
+        out = pooled_like(z, groups)
+        relu_lrn_pool_forward(z, out, alpha, k, groups)
+        ctx.save_for_backward(z)
+        ctx.params = (alpha, k, groups)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (z,) = ctx.saved_tensors
+        fmt = memory_format(z)
+        out = torch.empty_like(z, memory_format=fmt)
+        relu_lrn_pool_backward(z, grad.contiguous(memory_format=fmt), out, *ctx.params)
+        return out, None, None, None
+
+
+def lrn(x: Tensor, size: int, alpha: float, beta: float, k: float, groups: int = 1) -> Tensor:
+    """torch.ops.alexnet.lrn on the Triton kernels, whatever the device (a CPU tensor runs
+    in the interpreter under TRITON_INTERPRET=1); differentiable once."""
+    return _LRN.apply(x, size, alpha, beta, k, groups)
+
+
+def relu_lrn_pool(z: Tensor, alpha: float, k: float, groups: int = 1) -> Tensor:
+    """torch.ops.alexnet.relu_lrn_pool on the Triton kernels (see ``lrn``)."""
+    return _ReLULRNPool.apply(z, alpha, k, groups)
