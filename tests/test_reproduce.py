@@ -187,7 +187,9 @@ def test_method_runs_and_tabulates(tmp_path, make_imagefolder):
         assert 0 <= row["centre_top1_error"] <= 1 and 0 <= row["ten_crop_top1_error"] <= 1
     saved = json.loads((tmp_path / "out" / "result.json").read_text())
     assert saved["table"] == result["table"]
-    assert "| average of the 2" in (tmp_path / "out" / "result.md").read_text()
+    md = (tmp_path / "out" / "result.md").read_text()
+    assert "| average of the 2" in md and "12 training / 6 test images" in md
+    assert result["images"] == {"train": 12, "val": 6}  # 3 classes, not CIFAR-10's 10
     ck = torch.load(tmp_path / "out" / "paper-seed0" / "checkpoints" / "last.pt",
                     weights_only=True, mmap=True)  # fmt: skip
     assert ck["model_kwargs"]["width"] == 0.125 and ck["model_kwargs"]["init"] == "paper"

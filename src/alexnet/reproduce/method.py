@@ -163,7 +163,8 @@ def run_method(cfg: MethodConfig, log: Callable[[str], None] = print) -> dict:
     out = Path(cfg.out)
     t0 = time.time()
     data = make_subset(cfg.data, out, cfg.train_per_class, cfg.test_per_class, cfg.seed)
-    log(f"subset: {cfg.train_per_class * 10} training, {cfg.test_per_class * 10} test images")
+    counts = {split: len(list((data / split).glob("*/*"))) for split in ("train", "val")}
+    log(f"subset: {counts['train']} training, {counts['val']} test images")
     runs = [_train_one(data, out / f"{cfg.init}-seed{cfg.seed}", cfg, cfg.seed, cfg.init)]
     log(_run_line(runs[-1]))
     if cfg.init != "caffe":
@@ -190,6 +191,7 @@ def run_method(cfg: MethodConfig, log: Callable[[str], None] = print) -> dict:
         "runs": runs,
         "table": table,
         "stalled": [f"{r['init']}-seed{r['seed']}" for r in runs if stalled(r)],
+        "images": counts,
         "minutes": (time.time() - t0) / 60,
     }
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -221,8 +223,12 @@ def _run_line(r: dict) -> str:
 
 def format_result(r: dict) -> str:
     c = r["config"]
+    n = r.get("images") or {  # results written before the counts were kept
+        "train": c["train_per_class"] * 10,
+        "val": c["test_per_class"] * 10,
+    }
     lines = [
-        f"CIFAR-10, {c['train_per_class'] * 10} training / {c['test_per_class'] * 10} test "
+        f"CIFAR-10, {n['train']} training / {n['val']} test "
         f"images upscaled to 227, `--preset paper`, {c['epochs']} epochs per model "
         f"({r['minutes']:.0f} min in all):",
         "",
