@@ -36,9 +36,13 @@ def make_demo(root: Path) -> tuple[Path, list[str]]:
     return Path(root), list(build_dataset(root, "val").classes)
 
 
-def save_random_checkpoint(path: Path, model_name: str, classes: list[str]) -> Path:
+def save_random_checkpoint(
+    path: Path, model_name: str, classes: list[str], *, width: float = 0.125
+) -> Path:
+    """Random weights; the paper's networks at ``width`` (tests/conftest.py's NARROW unless
+    a test is about the full size), torchvision's at its only size."""
     torch.manual_seed(0)
-    kwargs = {"init": "kaiming"} if model_name != "alexnet_owt" else {}
+    kwargs = {"init": "kaiming", "width": width} if model_name != "alexnet_owt" else {}
     model = alexnet.create_model(model_name, num_classes=len(classes), **kwargs)
     size = 224 if model_name == "alexnet_owt" else 227
     state = {

@@ -21,14 +21,16 @@ def _helpers():
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """(data dir, paper checkpoint, owt checkpoint, run dir) with random weights."""
+    """(data dir, paper checkpoint (width 1/8), owt checkpoint, run dir, paper checkpoint at
+    full size) with random weights."""
     h = _helpers()
     root = tmp_path_factory.mktemp("figures")
     data, classes = h.make_demo(root / "demo")
     paper = h.save_random_checkpoint(root / "paper.pt", "alexnet", classes)
     owt = h.save_random_checkpoint(root / "owt.pt", "alexnet_owt", classes)
     run = h.make_fake_run(root / "run", data, classes, model_name="alexnet_owt")
-    return data, paper, owt, run
+    full = h.save_random_checkpoint(root / "full.pt", "alexnet", classes, width=1.0)
+    return data, paper, owt, run, full
 
 
 def _size(path: Path) -> tuple[int, int]:
@@ -36,8 +38,9 @@ def _size(path: Path) -> tuple[int, int]:
         return im.size
 
 
-@pytest.mark.parametrize(("which", "towers"), [(1, 2), (2, 1)], ids=["paper", "owt"])
+@pytest.mark.parametrize(("which", "towers"), [(4, 2), (2, 1)], ids=["paper", "owt"])
 def test_visualize_filters(demo, tmp_path, capsys, which, towers):
+    """Figure 3 of the full-size network: 96 kernels in two towers; torchvision's 64."""
     out = tmp_path / "filters.png"
     assert main(["visualize", "filters", str(demo[which]), "--out", str(out)]) == 0
     text = capsys.readouterr().out
@@ -50,7 +53,7 @@ def test_visualize_filters(demo, tmp_path, capsys, which, towers):
 
 
 def test_visualize_predictions(demo, tmp_path, capsys):
-    data, paper, _, _ = demo
+    data, paper, *_ = demo
     out = tmp_path / "preds.png"
     rc = main(
         [
@@ -75,7 +78,7 @@ def test_visualize_predictions(demo, tmp_path, capsys):
 
 
 def test_visualize_neighbors(demo, tmp_path, capsys):
-    data, _, owt, _ = demo
+    data, _, owt, *_ = demo
     out = tmp_path / "nn.png"
     rc = main(
         [
@@ -102,7 +105,7 @@ def test_visualize_neighbors(demo, tmp_path, capsys):
 
 
 def test_visualize_errors_are_one_line(demo, tmp_path, capsys):
-    data, paper, _, _ = demo
+    data, paper, *_ = demo
     assert main(["visualize", "filters", str(tmp_path / "missing.pt")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("alexnet: error: checkpoint") and err.count("\n") == 1
@@ -128,7 +131,7 @@ def test_report_command(demo, tmp_path, capsys):
 def test_checkpoint_without_class_names_takes_the_datas(demo, tmp_path, capsys):
     from alexnet.checkpoint import load_checkpoint, save_checkpoint
 
-    data, _, owt, _ = demo
+    data, _, owt, *_ = demo
     state = load_checkpoint(owt)
     state["classes"] = []  # e.g. imported weights: only the number of outputs is known
     unnamed = save_checkpoint(state, tmp_path / "unnamed.pt")
