@@ -35,6 +35,7 @@ import math
 import os
 import pickle
 import random
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,9 @@ def load_checkpoint(
         raise UserError(f"checkpoint {path} is empty (0 bytes)")
     _check_magic(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():  # a foreign pickle's protocol: the error says enough
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
@@ -451,6 +454,13 @@ def _preprocessing_problems(pre: dict) -> list[str]:
         if v is not None and v not in choices:
             one_of = ", ".join(choices)
             errors.append(f"preprocessing.{key} must be one of {one_of}, got {_short(v)}")
+    stats = pre.get("stats")
+    mean_image = isinstance(stats, dict) and stats.get("mean_image") is not None
+    if pre.get("normalize") == "pixel" and pre.get("resize_mode") == "shorter" and mean_image:
+        errors.append(
+            "preprocessing.normalize 'pixel' subtracts a square mean image: it cannot go with "
+            "resize_mode 'shorter'"
+        )
     return errors
 
 
@@ -466,14 +476,21 @@ def check_model_fields(state: dict, source: str) -> None:
 
 
 def check_model_options(kwargs: dict, name: str, source: str) -> None:
-    """Each ``model_kwargs`` value of the type its option declares (an int, a finite
-    float, a bool, one of a Literal's choices); unknown names are left to create_model."""
+    """Each ``model_kwargs`` name an option of the model, each value of the type the option
+    declares (an int, a finite float, a bool, one of a Literal's choices)."""
     import typing
 
     from alexnet.models import option_types
 
+    types = option_types(name)
+    unknown = [k for k in kwargs if k not in types]
+    if unknown:
+        raise UserError(
+            f"{source}: model_kwargs names {', '.join(map(repr, unknown))}, which model "
+            f"{name!r} does not take (its options: {', '.join(types) or 'none'})"
+        )
     errors = []
-    for key, ann in option_types(name).items():
+    for key, ann in types.items():
         if key not in kwargs:
             continue
         v = kwargs[key]

@@ -214,11 +214,14 @@ def _load_mean_image(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     shape the file cannot hold)."""
     try:
         a = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
+    except Exception as e:  # noqa: BLE001 - ValueError, EOFError, BadZipFile (a "PK" file)
         why = _first_line(e)
         raise UserError(f"{path} is truncated or not a .npy file ({why}){_REDO}") from None
-    if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype.kind != "f":
-        what = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+    if not isinstance(a, np.ndarray):  # an .npz archive
+        a.close()
+        raise UserError(f"{path} is an .npz archive, not a .npy file{_REDO}")
+    if a.shape != shape or a.dtype.kind != "f":
+        what = f"{a.dtype} {a.shape}"
         raise UserError(f"{path} holds {what}, not the float {shape} stats.json states{_REDO}")
     img = np.array(a, dtype=np.float32)
     if not np.isfinite(img).all():
