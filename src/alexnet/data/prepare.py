@@ -10,20 +10,17 @@ next prepare into DST deletes once PID is gone. One process writes DST at a time
 ``.DST.lock`` beside it (``alexnet.lock``) is held from the scan to the rename, and a
 second prepare into DST fails at once naming the first.
 
-What ``--force`` may replace is checked before anything is written: a packed store (its
-meta.json says so) or an empty folder; never SRC, a folder inside or around SRC, a file
-or an ordinary folder. Nor a store a run is reading (``PackedDataset`` holds a shared
-lock on its meta.json). The images file's blocks are reserved before it is mapped, so
-a full disk is one line and the partial store is removed.
+What ``--force`` may replace is checked before anything is written (``destination``),
+and a store a run is reading is not replaced (``PackedDataset`` holds a shared lock on
+its meta.json). The images file's blocks are reserved before it is mapped, so a full
+disk is one line and the partial store is removed.
 """
 
 from __future__ import annotations
 
 import errno
-import glob
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -40,11 +37,12 @@ from PIL import Image
 from alexnet.errors import UserError
 from alexnet.lock import hold_destination_lock, hold_unread
 
+from .destination import check_destination, remove_stale
 from .fingerprint import files_digest
 from .folder import ScanReport, find_split_dir, scan_split
 from .images import BadImageError, display_path, load_image, resize_center_crop
 from .stats import DatasetStats, compute_stats
-from .store import FORMAT, MAX_META_BYTES, META_FILE, VERSION
+from .store import FORMAT, META_FILE, VERSION
 
 __all__ = ["PrepareReport", "prepare_store"]
 
@@ -106,12 +104,12 @@ def prepare_store(
             f"--resize-mode must be square or warp (a store holds squares), got {resize_mode!r}"
         )
     dst = Path(dst)
-    _check_destination(src, dst, force)  # before anything is touched
+    check_destination(src, dst, force)  # before anything is touched
     with hold_destination_lock(dst, "prepare"):  # a second prepare into DST fails here
-        _check_destination(src, dst, force)
+        check_destination(src, dst, force)
         with hold_unread(dst / META_FILE, display_path(dst)):
             pass  # a run reading DST: refuse now rather than after the work
-        _remove_stale(dst)
+        remove_stale(dst)
         src = _image_folder(src)
         dirs = {s: find_split_dir(src, s) for s in SPLITS}
         scans = {s: scan_split(dirs[s]) for s in SPLITS}
@@ -146,7 +144,7 @@ def prepare_store(
                 "complete": True,
             }
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-            _check_destination(src, dst, force)
+            check_destination(src, dst, force)
             with hold_unread(dst / META_FILE, display_path(dst)):
                 _swap_into_place(tmp, dst)
         except OSError as e:  # a full disk, above all: the store's size is reserved up front
@@ -305,68 +303,6 @@ class _ArrayItems:
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return torch.from_numpy(self.images[i]), 0
-
-
-def _check_destination(src: str | os.PathLike, dst: Path, force: bool) -> None:
-    """Refuse, before anything is written, a DST that would destroy what is not a store:
-    SRC itself, a folder inside SRC or holding it, a file, an ordinary folder."""
-    name, where = display_path(dst), display_path(src)
-    s, d = Path(src).resolve(), dst.resolve()
-    replaces = "--force replaces only a packed store or an empty folder"
-    if d == s:
-        raise UserError(f"{name} is SRC itself: give the store another path", exit_code=2)
-    if s in d.parents:
-        raise UserError(f"{name} is inside SRC {where}: put the store outside it", exit_code=2)
-    if d in s.parents:
-        raise UserError(f"{name} holds SRC {where}: put the store elsewhere", exit_code=2)
-    if not (dst.exists() or dst.is_symlink()):
-        return
-    if not force:
-        raise UserError(f"{name} already exists (--force replaces it)")
-    if dst.is_symlink():
-        raise UserError(f"{name} is a symbolic link; {replaces}", exit_code=2)
-    if not dst.is_dir():
-        raise UserError(f"{name} is a file, not a packed store; {replaces}", exit_code=2)
-    if not _says_store(dst) and any(dst.iterdir()):
-        raise UserError(
-            f"{name} is a folder that is not a packed store (its {META_FILE} does not say "
-            f"{FORMAT}); {replaces}",
-            exit_code=2,
-        )
-
-
-def _says_store(path: Path) -> bool:
-    """True when ``path/meta.json`` names the store format (complete or not)."""
-    meta = path / META_FILE
-    try:
-        if not meta.is_file() or meta.stat().st_size > MAX_META_BYTES:
-            return False
-        data = json.loads(meta.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        return False
-    return isinstance(data, dict) and data.get("format") == FORMAT
-
-
-_LEFTOVER = re.compile(r"\.(?:tmp|old)-(\d+)-[A-Za-z0-9_]+")
-
-
-def _remove_stale(dst: Path) -> None:
-    """Delete ``DST.tmp-PID-*`` and ``DST.old-PID-*`` folders of prepares that died (their
-    PID is gone); called under DST's lock, so no live prepare into DST owns them."""
-    for p in dst.parent.glob(f"{glob.escape(dst.name)}.*-*-*"):
-        m = _LEFTOVER.fullmatch(p.name[len(dst.name) :])
-        if m and p.is_dir() and not p.is_symlink() and not _alive(int(m[1])):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 def _swap_into_place(tmp: Path, dst: Path) -> None:
