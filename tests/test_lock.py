@@ -158,3 +158,72 @@ def test_a_lock_file_deleted_under_us_is_not_taken(holders, tmp_path, monkeypatc
     with pytest.raises(UserError) as e, hold_lock(run):
         pass
     assert f"in use by process {second[0].pid} (" in str(e.value)
+
+
+def test_a_waiting_lock_says_who_holds_it_and_takes_it_when_let_go(holders, tmp_path):
+    import threading
+
+    first = holders("dir", tmp_path / "run")
+    said, taken = [], threading.Event()
+
+    def wait_for_it() -> None:
+        with hold_lock(tmp_path / "run", "report", wait=said.append):
+            taken.set()
+
+    t = threading.Thread(target=wait_for_it)
+    t.start()
+    assert not taken.wait(3) and len(said) == 1  # still waiting, said so once
+    assert f"process {first.pid}" in said[0] and "waiting for it" in said[0]
+    first.stdin.close()
+    t.join(60)
+    assert taken.is_set()
+
+
+def test_a_writer_cannot_take_a_file_a_reader_holds(tmp_path):
+    from alexnet.lock import hold_shared, hold_unread, release_shared
+
+    path = tmp_path / "meta.json"
+    path.write_text("{}")
+    code = (
+        "import sys\nfrom alexnet.lock import hold_shared\n"
+        f"fd = hold_shared({str(path)!r})\nprint('held', flush=True)\nsys.stdin.read()\n"
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert _readline(reader) == "held"
+        refused = rf"x is being read by process {reader.pid} \(python"
+        with pytest.raises(UserError, match=refused), hold_unread(path, "x"):
+            pass
+        fd = hold_shared(path)  # readers share it
+        release_shared(fd)
+    finally:
+        reader.stdin.close()
+        reader.wait(60)
+    with hold_unread(path, "x"):  # the reader gone
+        pass
+    with hold_unread(tmp_path / "absent", "x"):  # nothing to protect
+        pass
+
+
+def test_a_reader_waits_out_a_replacement_and_locks_the_new_file(tmp_path):
+    import threading
+
+    from alexnet.lock import hold_shared, hold_unread, release_shared
+
+    path = tmp_path / "meta.json"
+    path.write_text("old")
+    got = []
+    with hold_unread(path, "x"):  # a writer replacing the file
+        t = threading.Thread(target=lambda: got.append(hold_shared(path)))
+        t.start()
+        t.join(1)
+        assert not got  # the reader waits for the writer
+        tmp = tmp_path / "new"
+        tmp.write_text("new")
+        os.replace(tmp, path)
+    t.join(60)
+    with os.fdopen(os.dup(got[0])) as f:
+        assert f.read() == "new"  # it holds the new file, not the replaced one
+    release_shared(got[0])
