@@ -251,9 +251,12 @@ def read_net(f: BinaryIO, size: int) -> CaffeNet:
     """The NetParameter filling the open file ``f`` (``size`` bytes), in either layout,
     read layer by layer; WireError at the first record that is not one."""
     budget, name, layout, layers = pw.Budget(MAX_RECORDS), "", None, []
-    for number, wire, payload, start in pw.records(f, size, keep=(NET_NAME, *_LAYOUTS)):
-        if start == 0:
-            check_first_record(number, wire, NET_FIELDS, "NetParameter")
+
+    def check_first(number: int, wire: int) -> None:
+        check_first_record(number, wire, NET_FIELDS, "NetParameter")
+
+    keep = (NET_NAME, *_LAYOUTS)
+    for number, wire, payload, start in pw.records(f, size, keep=keep, check_first=check_first):
         if wire != pw.LEN or payload is None:
             continue
         if number == NET_NAME:

@@ -28,7 +28,7 @@ all of it has been read.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import BinaryIO
 
 import numpy as np
@@ -188,7 +188,11 @@ def _stream_varint(f: BinaryIO, pos: int, end: int) -> tuple[int, int]:
 
 
 def records(
-    f: BinaryIO, size: int, *, keep: Collection[int]
+    f: BinaryIO,
+    size: int,
+    *,
+    keep: Collection[int],
+    check_first: Callable[[int, int], None] | None = None,
 ) -> Iterator[tuple[int, int, int | memoryview | None, int]]:
     """The top level of the message filling the open file ``f`` (``size`` bytes from its
     current position), one record at a time: (field number, wire type, payload, offset).
@@ -196,12 +200,15 @@ def records(
     Each record is checked before the next byte is read, so a caller that stops at the
     first record it does not accept reads no further. Payloads as :func:`parse`'s (each
     length-delimited one its own bytes); ``None`` for the payloads of fields not in
-    ``keep``, which are skipped without being read."""
+    ``keep``, which are skipped without being read. ``check_first(field number, wire
+    type)`` is called on the first record's tag before anything else is read."""
     pos = 0
     while pos < size:
         start = pos
         key, pos = _stream_varint(f, pos, size)
         number, wire = key >> 3, key & 7
+        if start == 0 and check_first is not None:
+            check_first(number, wire)
         if number == 0:
             raise WireError(f"corrupt: field number 0 at byte {start}")
         payload: int | memoryview | None = None
