@@ -150,9 +150,9 @@ def prepare_store(
         except OSError as e:  # a full disk, above all: the store's size is reserved up front
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
-            where = f" ({display_path(e.filename)})" if e.filename else ""
+            what = _final_name(e.filename, tmp, dst) if e.filename else "the store"
             raise UserError(
-                f"{display_path(dst)}: cannot write the store: {e.strerror or e}{where}; "
+                f"{display_path(dst)}: cannot write {what}: {e.strerror or e}; "
                 "nothing was left behind"
             ) from None
         except BaseException:
@@ -161,6 +161,14 @@ def prepare_store(
             raise
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _final_name(filename, tmp: Path | None, dst: Path) -> str:
+    """``DST/train.u8`` for ``DST.tmp-PID-XXXX/train.u8``: the name the user knows."""
+    path = Path(os.fsdecode(filename))
+    if tmp is not None and path.is_relative_to(tmp):
+        path = dst / path.relative_to(tmp)
+    return display_path(path)
 
 
 def _image_folder(src: str | os.PathLike) -> Path:
