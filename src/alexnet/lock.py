@@ -405,6 +405,8 @@ def _cmdline(pid: int) -> str:
         return ""
     if len(argv) > 2 and argv[1:3] == ["-m", "alexnet"]:
         argv = ["alexnet", *argv[3:]]
+    elif len(argv) > 1 and Path(argv[1]).name == "alexnet":  # python .venv/bin/alexnet
+        argv = ["alexnet", *argv[2:]]
     elif argv:
         argv[0] = Path(argv[0]).name
     command = " ".join(" ".join(map(shlex.quote, argv)).split())  # one line
