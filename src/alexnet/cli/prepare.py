@@ -9,7 +9,9 @@ With DST: every image of both splits is decoded once, rescaled as in the paper
 (shorter side to SIZE, central SIZExSIZE crop) and written as raw uint8 to DST,
 with labels, class names and the training split's statistics; `alexnet train --data DST`
 then reads it without decoding JPEGs. DST appears only when complete; a second
-prepare into the same DST meanwhile fails at once, naming the first.
+prepare into the same DST meanwhile fails at once, naming the first. --force replaces
+only a packed store or an empty folder, and not while a run is reading the store.
+A full disk stops it in one line with nothing left behind.
 With --stats and no DST: compute the statistics of SRC's training split (mean,
 std, mean image, PCA of the RGB pixels for lighting) and cache them as SRC/stats.json
 (or in the cache folder when SRC is read-only); training then uses them.
@@ -54,7 +56,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=10_000,
         help="images sampled for the statistics (10000)",
     )
-    p.add_argument("--force", action="store_true", help="replace an existing DST")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace DST when it is a packed store or an empty folder (never SRC, a folder "
+        "around or inside it, a file or another folder; nor a store a run is reading)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
