@@ -11,8 +11,9 @@ this order:
   (``imagenette320:`` / ``imagenette160:`` for the smaller variants): torchvision's
   datasets wrapped in ``TorchvisionDataset``;
 * a ``.tar``/``.tar.gz``/``.tgz`` of an ImageFolder tree (e.g.
-  ``../shared/data/cifar10-jpeg.tar.gz``), extracted once into
-  ``$ALEXNET_CACHE_DIR/extracted/`` -> ``ImageFolderDataset``;
+  ``../shared/data/cifar10-jpeg.tar.gz``), checked and extracted once into
+  ``$ALEXNET_CACHE_DIR/extracted/`` (``archives.py``: keyed by content, size limits,
+  safe members) -> ``ImageFolderDataset``;
 * a packed store directory (``alexnet prepare``; has ``meta.json``) -> ``PackedDataset``;
 * a directory holding ``train/<class>/*`` and ``val/<class>/*`` (``test/`` is accepted
   for ``val``, as CIFAR-10's JPEG tarball has it) -> ``ImageFolderDataset``.
@@ -24,12 +25,8 @@ a uint8 (3, 256, 256) tensor (the presets take both).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import shutil
-import tarfile
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +36,7 @@ from torch.utils.data import Dataset
 
 from alexnet.errors import UserError
 
-from ._paths import cache_dir
+from .archives import extract_archive
 from .folder import ImageFolderDataset, find_split_dir
 from .images import display_path, load_image, to_rgb
 from .store import PackedDataset, is_store
@@ -237,33 +234,6 @@ def _open_folder(text: str, split, transform, skip_bad, download) -> Dataset:
     if ds.report.ignored or ds.report.revisited_dirs:
         log.warning("%s: %s", display_path(ds.root), ds.report.summary())
     return ds
-
-
-def extract_archive(archive: str | os.PathLike) -> Path:
-    """Extract a tar archive once into the cache (atomically); -> the extraction folder."""
-    archive = Path(archive).resolve()
-    st = archive.stat()
-    key = hashlib.sha256(f"{archive}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    stem = archive.name.split(".")[0]
-    out = cache_dir() / "extracted" / f"{stem}-{key}"
-    if out.is_dir():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
-    try:
-        log.warning("extracting %s into %s (once)", display_path(archive), display_path(out))
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")  # refuses absolute paths, '..', devices
-        os.rename(tmp, out)
-    except (tarfile.TarError, OSError) as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if out.is_dir():  # another process finished first
-            return out
-        raise UserError(f"{display_path(archive)}: cannot extract ({e})") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
 
 
 def _tree_root(folder: Path) -> Path:
