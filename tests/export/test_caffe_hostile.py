@@ -300,3 +300,17 @@ def test_mean_files_are_checked(caffe, tmp_path):
     mean.write_bytes(blob_bytes(caffe, [1] * 9, bytes(4)))
     with pytest.raises(UserError, match=r"not a Caffe BlobProto \(a blob of more than 8 axes\)$"):
         read_mean(mean)
+
+
+def test_names_with_control_characters_stay_on_one_line(caffe, tmp_path):
+    """A layer name is printed in errors: its newline is escaped, not printed."""
+    net = caffe.pb.NetParameter.FromString(caffe.small_net())
+    for layer in net.layer:
+        if layer.name == "conv1":
+            layer.name = "conv1\nalexnet: error: forged"
+    path = tmp_path / "names.caffemodel"
+    path.write_bytes(net.SerializeToString())
+    with pytest.raises(UserError) as e:
+        import_caffe(path, tmp_path / "x.pt")
+    assert "\n" not in str(e.value)
+    assert "conv1\\nalexnet: error: forged weight is (1,)" in str(e.value)

@@ -89,7 +89,10 @@ def check_first_record(number: int, wire: int, fields: dict, what: str) -> None:
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= MAX_NAME else text[:MAX_NAME] + "..."
+    """A name from the file as messages show it: control characters escaped (a newline
+    would split the one-line error), at most ``MAX_NAME`` characters."""
+    text = text[:MAX_NAME] + ("..." if len(text) > MAX_NAME else "")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass
