@@ -17,6 +17,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from alexnet.cli import main
 from alexnet.errors import UserError
 from alexnet.export import caffe_proto, import_caffe
 from alexnet.export import protowire as pw
@@ -314,3 +315,28 @@ def test_names_with_control_characters_stay_on_one_line(caffe, tmp_path):
         import_caffe(path, tmp_path / "x.pt")
     assert "\n" not in str(e.value)
     assert "conv1\\nalexnet: error: forged weight is (1,)" in str(e.value)
+
+
+def test_out_or_mean_naming_the_caffemodel_is_refused(caffe, tmp_path, capsys):
+    """`--out` naming the caffemodel itself would have replaced the download by the
+    checkpoint (an atomic rename over it): exit 2, the file untouched."""
+    path = tmp_path / "bvlc.caffemodel"
+    path.write_bytes(caffe.small_net())
+    before = path.read_bytes()
+    assert main(["import-caffe", str(path), "--out", str(tmp_path / "." / path.name)]) == 2
+    assert "is the caffemodel" in capsys.readouterr().err
+    assert (
+        main(["import-caffe", str(path), "--out", str(tmp_path / "x.pt"), "--mean", str(path)]) == 2
+    )
+    assert path.read_bytes() == before and not (tmp_path / "x.pt").exists()
+
+
+def test_class_names_that_are_not_text(caffe, tmp_path, capsys):
+    path = tmp_path / "net.caffemodel"
+    path.write_bytes(caffe.small_net())
+    names = tmp_path / "names.txt"
+    names.write_bytes(b"cat\n\xff\xfe dog\n")
+    args = ["import-caffe", str(path), "--out", str(tmp_path / "x.pt"), "--classes", str(names)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--classes {names} is not UTF-8 text (byte 4)" in err, err

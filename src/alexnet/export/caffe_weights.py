@@ -60,9 +60,13 @@ def read_class_names(file: str | os.PathLike) -> list[str]:
     id (``n01440764``), the folder names of an ImageNet ImageFolder, which evaluate
     matches (predict shows them by name)."""
     try:
-        lines = Path(file).read_text().splitlines()
+        lines = Path(file).read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise UserError(f"--classes {file}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(
+            f"--classes {file} is not UTF-8 text (byte {e.start}); give one name per line"
+        ) from None
     names = [line.strip() for line in lines if line.strip()]
     if names and all(_SYNSET_LINE.match(n) for n in names):
         names = [_SYNSET_LINE.match(n).group(1) for n in names]
@@ -82,6 +86,13 @@ def _size(path: Path, what: str) -> int:
     if not st.st_size:
         raise UserError(f"{what} {path} is empty (0 bytes)")
     return st.st_size
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _read_net(path: Path) -> tuple[CaffeNet, str]:
@@ -174,6 +185,9 @@ def import_caffe(
     from alexnet.models import create_model, model_info
 
     path = Path(file)
+    for other, flag in ((mean, "--mean"), (out_ckpt, "--out")):
+        if other is not None and _same_file(path, Path(other)):
+            raise UserError(f"{flag} {other} is the caffemodel {path} itself", exit_code=2)
     net, sha1 = _read_net(path)
     found = find_alexnet(net, str(path))
     kwargs = {
