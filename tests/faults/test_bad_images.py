@@ -15,7 +15,11 @@ from PIL import Image
 
 pytestmark = pytest.mark.slow
 
-BAD = {"empty.jpg", "text.jpg", "half.jpg", "bomb.png"}  # unreadable: named or skipped
+# A 58-byte PostScript program: Pillow's EPS plugin would hand it to Ghostscript (`gs`).
+POSTSCRIPT = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+
+# unreadable: named or skipped (strip.png: one side more than 100 times the other)
+BAD = {"empty.jpg", "text.jpg", "half.jpg", "bomb.png", "strip.png", "postscript.jpg"}
 
 
 def _png_header_only(w: int, h: int) -> bytes:
@@ -56,7 +60,9 @@ def write_zoo(d: Path, rng: np.random.Generator) -> list[Path]:
     frames = [Image.fromarray(noise(24, 24)) for _ in range(3)]
     frames[0].save(d / "anim.gif", save_all=True, append_images=frames[1:])
     Image.fromarray(noise(1, 1)).save(d / "one.png")
-    Image.fromarray(noise(1, 10000)).save(d / "wide.png")
+    Image.fromarray(noise(1, 100)).save(d / "wide.png")
+    Image.fromarray(noise(1, 10000)).save(d / "strip.png")
+    (d / "postscript.jpg").write_bytes(POSTSCRIPT)
     with open(os.path.join(os.fsencode(d), b"caf\xe9-latin1.png"), "wb") as f:
         Image.fromarray(noise(16, 16)).save(f, "PNG")
     (d / "notes.txt").write_text("ignored")
@@ -85,7 +91,7 @@ def test_prepare_names_a_bad_file_then_skips_with_a_count(zoo, tmp_path, run_cli
     r = run_cli("prepare", str(zoo), str(tmp_path / "store"), "--skip-bad")
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
-    assert "skipped" in out and "4" in out
+    assert "skipped" in out and str(len(BAD)) in out
 
 
 def test_train_and_evaluate_with_skip_bad(zoo, tmp_path, run_cli, one_line_error, small_config):
@@ -147,3 +153,69 @@ def test_predict_answers_every_readable_file(zoo, tmp_path, run_cli, small_confi
             assert "error" in res, f.name
         else:
             assert len(res["predictions"]) == 2, (f.name, res)
+
+
+def fake_gs_path(tmp_path: Path) -> tuple[dict, Path]:
+    """(env with a `gs` first on PATH that writes a marker file when run, the marker)."""
+    marker = tmp_path / "gs-ran"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gs").write_text(f'#!/bin/sh\necho "$@" >> "{marker}"\nexit 1\n')
+    (bin_dir / "gs").chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}, marker
+
+
+def test_postscript_named_jpg_never_starts_ghostscript(tmp_path, run_cli, one_line_error):
+    from alexnet.checkpoint import save_checkpoint
+    from alexnet.models import create_model
+
+    env, marker = fake_gs_path(tmp_path)
+    root = tmp_path / "data"
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            Image.new("RGB", (20, 20), (9, 9, 9)).save(root / split / cls / "ok.png")
+    (root / "train" / "a" / "x.jpg").write_bytes(POSTSCRIPT)
+    err = one_line_error(run_cli("prepare", str(root), str(tmp_path / "store"), env=env))
+    assert "x.jpg: not an image this project reads (a PostScript file" in err
+    r = run_cli("prepare", str(root), str(tmp_path / "store"), "--skip-bad", env=env)
+    assert r.returncode == 0, r.stderr
+    kw = {"width": 0.125}
+    model = create_model("alexnet", num_classes=2, **kw)
+    ck = tmp_path / "ck.pt"
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "model_name": "alexnet",
+            "model_kwargs": kw,
+            "classes": ["a", "b"],
+        },
+        ck,
+    )
+    x, ok = root / "train" / "a" / "x.jpg", root / "val" / "a" / "ok.png"
+    r = run_cli("predict", str(ck), str(x), str(ok), "--json", env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    bad, good = json.loads(r.stdout)
+    assert "not an image this project reads" in bad["error"] and len(good["predictions"]) == 2
+    assert not marker.exists()
+
+
+def test_thousands_of_exif_warnings_are_one_line_in_prepare(tmp_path, run_cli):
+    """4,000 EXIF tags each claiming more data than the block holds: Pillow warns for 3,952
+    of them (7,904 lines on stderr before); prepare now says it in one line."""
+    root = tmp_path / "data"
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            Image.new("RGB", (20, 20), (9, 9, 9)).save(root / split / cls / "ok.png")
+    n = 4000
+    ifd = b"".join(struct.pack("<HHII", 1000 + i, 2, 1000, 8) for i in range(n))
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", n) + ifd + b"\0\0\0\0"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(
+        root / "train" / "a" / "exif.jpg", "JPEG", exif=b"Exif\x00\x00" + tiff
+    )
+    r = run_cli("prepare", str(root), str(tmp_path / "store"), "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("exif.jpg: 3952 warning(s) from the image decoder, ignored") == 1
+    assert "Tag data larger than file" not in r.stderr.replace("(first: Tag data larger", "")
+    assert len(r.stderr.splitlines()) < 20, r.stderr
