@@ -55,3 +55,16 @@ def test_python_dash_m_and_console_script():
         [sys.executable, "-m", "alexnet", "--version"], capture_output=True, text=True, check=True
     )
     assert r.stdout.startswith("alexnet ")
+
+
+def test_a_closed_pipe_is_a_quiet_exit_0(monkeypatch, capsys):
+    """`alexnet ... | head`: the reader went away; BrokenPipeError (an OSError) is not a
+    disk or path error to report."""
+    import alexnet.cli.summary as summary
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(summary, "run", closed)
+    assert main(["summary"]) == 0
+    assert capsys.readouterr().err == ""

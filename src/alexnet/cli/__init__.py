@@ -102,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"alexnet: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # `alexnet ... | head`
+        return 0
     except OSError as e:  # the environment: a full disk, a missing or unwritable path
         if debug:
             traceback.print_exc()
@@ -111,5 +113,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("alexnet: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `alexnet ... | head`
-        return 0
