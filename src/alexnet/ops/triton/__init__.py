@@ -34,6 +34,8 @@ from . import kernels
 __all__ = [
     "DTYPES",
     "lrn",
+    "lrn_config",
+    "pool_config",
     "lrn_backward",
     "lrn_forward",
     "relu_lrn_pool",
@@ -56,13 +58,34 @@ def _warps(tile: int) -> int:
     return 4 if tile <= 2048 else 8
 
 
-def _lrn_blocks(x: Tensor, groups: int) -> tuple[int, int, int, int]:
-    """(channels per tower, BLOCK_C, BLOCK_P, programs per tower and sample)."""
-    _, c, h, w = x.shape
-    cg = c // groups
-    block_c = triton.next_power_of_2(cg)
+def lrn_config(shape, groups: int, size: int, beta: float) -> tuple[int, dict]:
+    """(programs, the kernels' constexprs and warps) of the LRN on an (N, C, H, W) shape:
+    a program holds a tower's channels (BLOCK_C, rounded up to a power of two) at BLOCK_P
+    positions, TILE elements at most. FLAT (positions evenly spaced) is the caller's."""
+    n, c, h, w = shape
+    block_c = triton.next_power_of_2(c // groups)
     block_p = max(1, min(triton.next_power_of_2(h * w), TILE // block_c))
-    return cg, block_c, block_p, triton.cdiv(h * w, block_p)
+    blocks = triton.cdiv(h * w, block_p)
+    meta = dict(SIZE=size, BETA075=beta == 0.75, BLOCK_C=block_c, BLOCK_P=block_p)
+    return n * groups * blocks, dict(meta, num_warps=_warps(block_c * block_p))
+
+
+def pool_config(shape, groups: int, backward: bool) -> tuple[int, dict]:
+    """(programs, constexprs and warps) of the fused tail on z's (N, C, H, W) shape: a
+    program holds a tower's channels and whole rows of the map (BLOCK_X >= W input
+    columns, BLOCK_PW >= PW windows) for ROWS output rows; the backward runs one window
+    row past the map (to write rows 2PH and 2PH + 1) and keeps its windows on the input
+    columns' axis: Triton 3.8's compiler asserts on some gathers from the narrower axis
+    back to the wider one (``python tests/ops/triton_compile.py``)."""
+    n, c, h, w = shape
+    ph, pw = (h - 3) // 2 + 1, (w - 3) // 2 + 1
+    block_c, block_x = triton.next_power_of_2(c // groups), triton.next_power_of_2(w)
+    block_pw = block_x if backward else triton.next_power_of_2(pw)
+    chunks = triton.cdiv(ph + 1 if backward else ph, ROWS)
+    warps = _warps(block_c * block_x) * (2 if backward else 1)
+    meta = dict(SIZE=POOL_SIZE, BETA075=True, ROWS=ROWS)
+    meta.update(BLOCK_C=block_c, BLOCK_X=block_x, BLOCK_PW=block_pw, num_warps=warps)
+    return n * groups * chunks, meta
 
 
 def _flat(*ts: Tensor) -> bool:
@@ -72,75 +95,55 @@ def _flat(*ts: Tensor) -> bool:
 
 def lrn_forward(x: Tensor, out: Tensor, size, alpha, beta, k, groups) -> None:
     """out = lrn(x) for a 4-D x of the kernels' dtypes; out (x's shape) may be x itself."""
-    n, _, h, w = x.shape
     if x.numel() == 0:
         return
-    cg, block_c, block_p, blocks = _lrn_blocks(x, groups)
+    _, c, h, w = x.shape
+    programs, meta = lrn_config(x.shape, groups, size, beta)
     with _on_device(x):
-        kernels.lrn_forward_kernel[(n * groups * blocks,)](
-            x, out, groups, cg, w, h * w, blocks, *x.stride(), *out.stride(),
-            float(alpha), float(beta), float(k),
-            SIZE=size, BETA075=beta == 0.75, FLAT=_flat(x, out),
-            BLOCK_C=block_c, BLOCK_P=block_p, num_warps=_warps(block_c * block_p),
+        kernels.lrn_forward_kernel[(programs,)](
+            x, out, groups, c // groups, w, h * w, programs // (x.shape[0] * groups),
+            *x.stride(), *out.stride(), float(alpha), float(beta), float(k),
+            FLAT=_flat(x, out), **meta,
         )  # fmt: skip
 
 
 def lrn_backward(x: Tensor, g: Tensor, out: Tensor, size, alpha, beta, k, groups) -> None:
     """out = dL/dx of lrn(x) given g = dL/d lrn(x) (all three of x's shape)."""
-    n, _, h, w = x.shape
     if x.numel() == 0:
         return
-    cg, block_c, block_p, blocks = _lrn_blocks(x, groups)
+    _, c, h, w = x.shape
+    programs, meta = lrn_config(x.shape, groups, size, beta)
     with _on_device(x):
-        kernels.lrn_backward_kernel[(n * groups * blocks,)](
-            x, g, out, groups, cg, w, h * w, blocks, *x.stride(), *g.stride(), *out.stride(),
-            float(alpha), float(beta), float(k),
-            SIZE=size, BETA075=beta == 0.75, FLAT=_flat(x, g, out),
-            BLOCK_C=block_c, BLOCK_P=block_p, num_warps=_warps(block_c * block_p),
+        kernels.lrn_backward_kernel[(programs,)](
+            x, g, out, groups, c // groups, w, h * w, programs // (x.shape[0] * groups),
+            *x.stride(), *g.stride(), *out.stride(), float(alpha), float(beta), float(k),
+            FLAT=_flat(x, g, out), **meta,
         )  # fmt: skip
-
-
-def _pool_blocks(z: Tensor, pooled: Tensor, groups: int) -> dict[str, int]:
-    """BLOCK_C, BLOCK_X, BLOCK_PW: a tile holds a tower's channels and a whole row of the
-    map (W input columns, PW output columns), and the warps for it."""
-    block_c = triton.next_power_of_2(z.shape[1] // groups)
-    block_x = triton.next_power_of_2(z.shape[3])
-    block_pw = triton.next_power_of_2(pooled.shape[3])
-    return dict(BLOCK_C=block_c, BLOCK_X=block_x, BLOCK_PW=block_pw)
 
 
 def relu_lrn_pool_forward(z: Tensor, out: Tensor, alpha, k, groups) -> None:
     """out = max_pool2d(lrn(relu(z), 5, alpha, 0.75, k, groups), 3, 2); out: the pooled shape."""
-    n, _, h, w = z.shape
     if out.numel() == 0:
         return
-    ph, pw = out.shape[2:]
-    blocks = _pool_blocks(z, out, groups)
-    chunks = triton.cdiv(ph, ROWS)
+    n, c, h, w = z.shape
+    programs, meta = pool_config(z.shape, groups, backward=False)
     with _on_device(z):
-        kernels.relu_lrn_pool_forward_kernel[(n * groups * chunks,)](
-            z, out, groups, z.shape[1] // groups, h, w, ph, pw, chunks, *z.stride(), *out.stride(),
-            float(alpha), POOL_BETA, float(k),
-            SIZE=POOL_SIZE, BETA075=True, ROWS=ROWS, **blocks,
-            num_warps=_warps(blocks["BLOCK_C"] * blocks["BLOCK_X"]),
+        kernels.relu_lrn_pool_forward_kernel[(programs,)](
+            z, out, groups, c // groups, h, w, *out.shape[2:], programs // (n * groups),
+            *z.stride(), *out.stride(), float(alpha), POOL_BETA, float(k), **meta,
         )  # fmt: skip
 
 
 def relu_lrn_pool_backward(z: Tensor, g: Tensor, out: Tensor, alpha, k, groups) -> None:
     """out = dL/dz given g = dL/d relu_lrn_pool(z) (the pooled shape); out: z's shape."""
-    n, _, h, w = z.shape
     if z.numel() == 0:
         return
-    ph, pw = g.shape[2:]
-    blocks = _pool_blocks(z, g, groups)
-    chunks = triton.cdiv(ph + 1, ROWS)  # one window row past the map: rows 2PH, 2PH + 1
+    n, c, h, w = z.shape
+    programs, meta = pool_config(z.shape, groups, backward=True)
     with _on_device(z):
-        kernels.relu_lrn_pool_backward_kernel[(n * groups * chunks,)](
-            z, g, out, groups, z.shape[1] // groups, h, w, ph, pw, chunks,
-            *z.stride(), *g.stride(), *out.stride(),
-            float(alpha), POOL_BETA, float(k),
-            SIZE=POOL_SIZE, BETA075=True, ROWS=ROWS, **blocks,
-            num_warps=2 * _warps(blocks["BLOCK_C"] * blocks["BLOCK_X"]),
+        kernels.relu_lrn_pool_backward_kernel[(programs,)](
+            z, g, out, groups, c // groups, h, w, *g.shape[2:], programs // (n * groups),
+            *z.stride(), *g.stride(), *out.stride(), float(alpha), POOL_BETA, float(k), **meta,
         )  # fmt: skip
 
 
