@@ -41,9 +41,13 @@ from alexnet.evaluate import accuracy_counts, evaluate
 from alexnet.lock import hold_lock
 from alexnet.parallel import unwrap_model_parallel
 from alexnet.rundir import (
+    check_run_dir,
     format_table,
+    missing_dirs,
     prepare_run_dir,
     read_metrics,
+    remove_empty_dirs,
+    resume_point,
     summarize_run,
     write_json_atomic,
     write_metrics,
@@ -451,13 +455,18 @@ def train(
 ) -> dict:
     """Run a training job described by ``cfg``; returns the summary (summary.json).
 
-    ``resume``: a checkpoint path, "auto" for the newest complete checkpoint in
-    ``cfg.out`` (a fresh start when there is none), or a checkpoint dict already loaded.
+    ``resume``: a checkpoint path, "auto" for the newest resumable checkpoint in
+    ``cfg.out`` (:func:`alexnet.rundir.resume_point`: a fresh start where ``cfg.out`` holds
+    no run, a one-line refusal listing each checkpoint tried where it holds a run but
+    nothing resumable, unless ``overwrite``), or a checkpoint dict already loaded.
     The run directory is locked for the whole job (rank 0 holds it): a second process
-    training into it fails at once, naming this one. A resume refuses data that changed
-    since the checkpoint unless ``allow_data_change`` (then recorded in the checkpoints).
+    training into it fails at once, naming this one. Every start-up check (data, model,
+    device, AMP, --init-from) runs before the run directory is written: a failed start
+    leaves it as it was (a directory it had to create is removed again). A resume refuses
+    data that changed since the checkpoint unless ``allow_data_change`` (then recorded in
+    the checkpoints).
     """
-    from alexnet.checkpoint import find_latest_checkpoint, load_checkpoint
+    from alexnet.checkpoint import load_checkpoint
 
     cfg.validate()
     out = Path(cfg.out)
@@ -466,20 +475,26 @@ def train(
         if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
         else "cpu"
     )
+    created = missing_dirs(out) if dist.is_main else []
     lock = hold_lock(out, "train", name=f"--out {out}") if dist.is_main else nullcontext()
     try:
         with lock:
             state = resume if isinstance(resume, dict) else None
             if resume == "auto":
-                found = find_latest_checkpoint(out)
-                state = load_checkpoint(found, mmap=True) if found else None
+                state = resume_point(out, overwrite=overwrite)[1]
             elif isinstance(resume, (str, os.PathLike)):
                 state = load_checkpoint(resume, mmap=True)
             if dist.is_main:
-                prepare_run_dir(out, resume=resume is not None, overwrite=overwrite)
-                save_config(cfg, out / "config.yaml")
-            barrier()
+                check_run_dir(out, resume=state is not None, overwrite=overwrite)
             trainer = Trainer(cfg, state, dist, callbacks, allow_data_change)
+            if dist.is_main:
+                prepare_run_dir(out, resume=state is not None, overwrite=overwrite)
+                save_config(cfg, out / "config.yaml")
+            created = []  # the run has started: its directory stays
+            barrier()
             return trainer.run()
+    except BaseException:
+        remove_empty_dirs(created)  # after the lock's release (its file goes with it)
+        raise
     finally:
         shutdown()

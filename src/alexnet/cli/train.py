@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+from pathlib import Path
 
 NAME = "train"
 HELP = "train a model (the main job); see --preset and configs/"
@@ -46,9 +47,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--resume",
         metavar="PATH|auto",
-        help="continue from a checkpoint, or 'auto': the newest complete checkpoint in --out",
+        help="continue from a checkpoint, or 'auto': the newest resumable checkpoint in --out "
+        "(a fresh start where --out holds no run; refused, naming each checkpoint tried, "
+        "where it holds a run and none can be resumed, unless --overwrite)",
     )
-    g.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run already in --out (with --resume auto: when none of its "
+        "checkpoints can be resumed)",
+    )
     g.add_argument(
         "--allow-data-change",
         action="store_true",
@@ -66,20 +74,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _resume_config(args: argparse.Namespace, over: dict, model_kw: dict):
     """(the checkpoint's configuration with the overridable flags applied, its state), or
-    (None, None) for --resume auto in a directory without a checkpoint."""
-    from alexnet.checkpoint import find_latest_checkpoint, load_checkpoint
+    (None, None) for --resume auto in a directory that holds no run (or, with --overwrite,
+    nothing resumable); a run with nothing resumable is refused (``resume_point``)."""
+    from alexnet.checkpoint import load_checkpoint
     from alexnet.config import config_from_dict
     from alexnet.errors import UserError
     from alexnet.models import model_info
+    from alexnet.rundir import resume_point
 
     path = args.resume
     if path == "auto":
         if "out" not in over:
             raise UserError("--resume auto needs --out (the run directory to continue)", 2)
-        path = find_latest_checkpoint(over["out"])
+        path, state = resume_point(Path(over["out"]), overwrite=args.overwrite)
         if path is None:
             return None, None
-    state = load_checkpoint(path, mmap=True)  # read once: train() gets this dict
+    else:
+        state = load_checkpoint(path, mmap=True)  # read once: train() gets this dict
     cfg = config_from_dict(state["config"], f"checkpoint {path}")
     builder = inspect.signature(model_info(cfg.model).builder).parameters.values()
     kept = {**{b.name: b.default for b in builder}, **(cfg.model_kwargs or {})}
