@@ -12,18 +12,20 @@ import torch
 from alexnet.checkpoint import save_checkpoint
 from alexnet.models import create_model
 
+NARROW = {"init": "kaiming", "width": 0.125}
+
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory) -> Path:
-    """A valid 3-class alexnet_owt checkpoint (owt: the fastest model to rebuild)."""
+    """A valid 3-class checkpoint of format 1 (the paper's network at width 1/8: 3.6 MB)."""
     p = tmp_path_factory.mktemp("ck") / "good.pt"
-    m = create_model("alexnet_owt", num_classes=3)
+    m = create_model("alexnet", num_classes=3, **NARROW)
     save_checkpoint(
         {
             "format_version": 1,
             "model": m.state_dict(),
-            "model_name": "alexnet_owt",
-            "model_kwargs": {},
+            "model_name": "alexnet",
+            "model_kwargs": NARROW,
             "classes": ["a", "b", "c"],
             "preprocessing": {},
         },
@@ -64,10 +66,10 @@ def test_empty(run_cli, one_line_error, image, tmp_path):
 
 def test_another_models_checkpoint(run_cli, one_line_error, good, image, tmp_path):
     st = torch.load(good, weights_only=True)
-    st["model_name"] = "alexnet"
+    st["model_name"], st["model_kwargs"] = "alexnet_owt", {}
     save_checkpoint(st, tmp_path / "other.pt")
     err = one_line_error(_predict(run_cli, tmp_path / "other.pt", image))
-    assert "do not fit model 'alexnet'" in err
+    assert "do not fit model 'alexnet_owt'" in err
 
 
 def test_another_class_count(run_cli, one_line_error, good, image, tmp_path):
