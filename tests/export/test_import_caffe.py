@@ -229,7 +229,11 @@ def _bad_file(kind: str, caffe, weights, files) -> bytes:
             "not an alexnet",
             r"not an AlexNet: layer 'ip1' \(InnerProduct\) is where AlexNet has conv3",
         ),
-        ("garbage", r"not a readable Caffe NetParameter \(corrupt: wire type"),
+        (
+            "garbage",
+            r"not a readable Caffe NetParameter \(it does not start like a NetParameter: "
+            r"its first record is field 13 \(wire type 6\)",
+        ),
     ],
 )
 def test_bad_files_one_line_and_nothing_written(
