@@ -11,7 +11,9 @@ pickled code can run)::
     classes         list of class names; num_classes = len(classes)
     preprocessing   {"input_size", "resize", "resize_mode", "normalize", "stats"}: what
                     evaluate/predict feed the model (alexnet.data.transforms)
-    optimizer, scheduler, scaler, ema   state dicts or None
+    optimizer, scheduler, scaler, ema   state dicts or None; ema: the AveragedModel of
+                    --ema-decay ("module."-prefixed keys, n_averaged), what validation scored
+                    and so what evaluate/predict/features load by default (model_from_state)
     epoch, step     epochs completed / optimizer steps taken
     rng             {"python", "numpy", "torch", "cuda"} generator states
     config          the resolved run configuration (plain dict); for imported weights
@@ -22,6 +24,13 @@ Versions: 1 had no ``dropout_form`` (inverted dropout), no ``sgd_form`` (PyTorch
 SGD) and no ``resize_mode`` (the paper's central square; torchvision's for imported
 torchvision weights); :func:`upgrade_state` fills those in, so a version-1 checkpoint
 loads and resumes as it was trained. A newer version than this code knows is refused.
+
+Reading checks every field before use, in one place: :func:`check_state` (types; the
+statistics through ``alexnet.data.stats.check_stats_dict``), :func:`check_model_fields`
+(options against the model's declared types, the input size the model's own, ``resize``
+at most ``MAX_RESIZE_FACTOR`` times it: a file's numbers decide what an image costs) and
+:func:`check_finite` (no NaN or infinite weight); each failure is one UserError naming the
+file and the field. A file that torch.save did not write is refused by its first bytes.
 
 Writes go to ``<name>.tmp-<pid>`` in the same directory, are fsynced and then
 renamed over the target, so a crash or SIGKILL mid-write leaves the previous
