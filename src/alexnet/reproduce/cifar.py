@@ -86,9 +86,11 @@ def _decode_all(blobs: list[bytes]) -> list[torch.Tensor]:
                 return decode_jpeg(data, mode=ImageReadMode.RGB)
     from PIL import Image
 
+    from alexnet.data.images import FORMATS
+
     out = []
     for b in blobs:
-        with Image.open(io.BytesIO(b)) as im:
+        with Image.open(io.BytesIO(b), formats=FORMATS) as im:
             out.append(torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1))
     return out
 
