@@ -1,16 +1,18 @@
 """Data: datasets behind ``build_dataset``, the paper's preprocessing (§2, §4.1), the demo
 dataset and the packed store.
 
-    images.py      load_image (any mode -> RGB, EXIF, bombs refused), the 256x256 rescale
+    images.py      load_image (seven formats, any mode -> RGB, EXIF, bombs refused), the rescale
     folder.py      ImageFolder trees read defensively (counts, loops, clear errors)
     sources.py     the data-source registry and build_dataset: demo, cifar10:/imagenet:/imagenette:,
                    tarball, packed store, ImageFolder
+    archives.py    tar archives as --data: checked from their listing, extracted once per content
     stats.py       DatasetStats (mean, std, PCA of RGB, mean image), compute/load/cache
     transforms.py  train/eval presets: crops, flip, PCA lighting, ColorJitter, 10-crop
     batch.py       batch_augment: the same on a uint8 batch on the training device
     seeded.py      SeededDataset: augmentation seeded per (index, sample_seed)
     demo.py        the textures demo dataset
     store.py       PackedDataset and the store format; prepare.py writes stores
+    destination.py what prepare --force may replace (a store or an empty folder, never SRC)
     fingerprint.py fingerprint(dataset) / compare(saved, current): did the data change?
 """
 
