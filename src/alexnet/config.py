@@ -338,12 +338,23 @@ def _read_yaml(path: Path, what: str) -> dict:
     return data
 
 
+NONE_WORDS = ("none", "null")
+"""What sets an optional setting to None, in YAML (beside ``null`` and ``~``) and on the
+command line (``--max-steps none`` undoes the caffe preset's 450,000)."""
+
+
+def _nullable(name: str) -> bool:
+    return type(None) in typing.get_args(setting_types()[name])
+
+
 def _apply(cfg: TrainConfig, values: dict, source: str) -> None:
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - known - {"description"})
     if unknown:
         raise UserError(f"{source}: unknown setting(s) {', '.join(unknown)}", exit_code=2)
     for k, v in values.items():
+        if isinstance(v, str) and v.lower() in NONE_WORDS and _nullable(k):
+            v = None
         if k == "model_kwargs" and isinstance(v, dict):
             cfg.model_kwargs = {**cfg.model_kwargs, **v}
         elif k != "description":

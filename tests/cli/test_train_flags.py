@@ -117,3 +117,31 @@ def test_presets_resolve_and_validate(capsys):
     assert caffe["bias_lr_mult"] == 2.0 and caffe["bias_decay_mult"] == 0.0
     assert caffe["step_iterations"] == 100_000 and caffe["max_steps"] == 450_000
     assert caffe["model_kwargs"]["lrn_window"] == "layer" and caffe["resize_mode"] == "warp"
+
+
+def _nullable_settings() -> list[str]:
+    import typing
+
+    from alexnet.config import setting_types
+
+    return [k for k, t in setting_types().items() if type(None) in typing.get_args(t)]
+
+
+@pytest.mark.parametrize("word", ["none", "None", "null"])
+def test_none_means_none_on_the_command_line_and_in_yaml(capsys, tmp_path, word):
+    """Every optional setting: `--max-steps none` undoes the caffe preset's 450,000 (it was
+    taken as "not given"), and `max_steps: none` in a --config file does the same."""
+    names = _nullable_settings()
+    assert {"max_steps", "workers", "freeze", "init_from", "eval_batches"} <= set(names)
+    given = {"max_steps": 3, "workers": 1, "freeze": "conv2", "eval_batches": 2}
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(given))
+    flags = [a for k in given for a in ("--" + k.replace("_", "-"), word)]
+    cfg = _print_config(capsys, "--preset", "caffe", "--config", str(base), *flags)
+    assert all(cfg[k] is None for k in given), cfg
+    assert _print_config(capsys, "--preset", "caffe")["max_steps"] == 450_000
+    assert _print_config(capsys, "--preset", "caffe", "--max-steps", word)["max_steps"] is None
+    for name in names:
+        f = tmp_path / f"{name}.yaml"
+        f.write_text(f"{name}: {word}\n")
+        assert _print_config(capsys, "--preset", "caffe", "--config", str(f))[name] is None, name

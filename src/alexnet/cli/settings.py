@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from alexnet.config import TrainConfig, literal_choices, setting_types
+from alexnet.config import NONE_WORDS, TrainConfig, literal_choices, setting_types
 
 __all__ = ["add_model_options", "add_settings", "model_options_from_args", "settings_from_args"]
 
@@ -68,8 +68,11 @@ def _yaml_mapping(text: str) -> dict:
 
 
 def _optional(kind: type):
+    """``kind``, or the word itself for ``none``/``null``: ``resolve_config`` turns it into
+    None (a None from argparse means "not given" and keeps the preset's value)."""
+
     def parse(text: str):
-        return None if text.lower() in ("none", "null") else kind(text)
+        return text if text.lower() in NONE_WORDS else kind(text)
 
     parse.__name__ = kind.__name__
     return parse
