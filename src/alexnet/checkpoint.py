@@ -333,30 +333,6 @@ def _chosen_weights(state: dict, source: str, weights: str) -> tuple[dict, str]:
     )
 
 
-def find_latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest complete, resumable checkpoint of a run (``--resume auto``), or None.
-
-    Candidates are ``checkpoints/*.pt`` (never ``*.tmp-*`` partial writes) that hold
-    optimizer state (``best.pt`` is for evaluation and has none); ``last.pt`` first,
-    then the others newest first. Each is opened with its tensors memory-mapped (its
-    structure is read, its 0.5 GB of weights are not) to make sure it loads.
-    """
-    d = Path(run_dir) / "checkpoints"
-    if not d.is_dir():
-        return None
-    candidates = sorted(
-        d.glob("*.pt"), key=lambda p: (p.name == "last.pt", p.stat().st_mtime), reverse=True
-    )
-    for p in candidates:
-        try:
-            state = load_checkpoint(p, mmap=True)
-        except UserError:
-            continue
-        if state.get("optimizer") is not None:
-            return p
-    return None
-
-
 # ---- the schema: every field read from a file checked for type and range before use ----
 
 MAX_INPUT_SIDE = 1024  # the largest input side a file may ask for (any-size models)

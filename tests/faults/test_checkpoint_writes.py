@@ -13,7 +13,8 @@ import time
 import pytest
 import torch
 
-from alexnet.checkpoint import find_latest_checkpoint, load_checkpoint, save_checkpoint
+from alexnet.checkpoint import load_checkpoint, save_checkpoint
+from alexnet.rundir import resume_point
 from alexnet.errors import UserError
 
 WRITER = textwrap.dedent("""
@@ -47,7 +48,7 @@ def test_sigkill_during_writes_leaves_the_previous_checkpoint(tmp_path):
         assert state["model"]["w"].numel() == 24_000_000
     # partial writes only ever live under a temporary name, never the checkpoint's
     assert {f.name for f in ckdir.iterdir() if not f.name.startswith("last.pt.tmp-")} == {"last.pt"}
-    assert find_latest_checkpoint(tmp_path / "run") == target
+    assert resume_point(tmp_path / "run")[0] == target
 
 
 def test_resume_auto_skips_corrupt_and_partial_files(tmp_path):
@@ -57,7 +58,7 @@ def test_resume_auto_skips_corrupt_and_partial_files(tmp_path):
     )
     (ckdir / "last.pt").write_bytes(b"PK\x03\x04garbage")  # not loadable
     (ckdir / "last.pt.tmp-999").write_bytes(b"partial")
-    assert find_latest_checkpoint(tmp_path) == ckdir / "epoch3.pt"
+    assert resume_point(tmp_path)[0] == ckdir / "epoch3.pt"
 
 
 @pytest.fixture
