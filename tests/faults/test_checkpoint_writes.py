@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from alexnet.checkpoint import load_checkpoint, save_checkpoint
-from alexnet.rundir import resume_point
 from alexnet.errors import UserError
+from alexnet.rundir import resume_point
 
 WRITER = textwrap.dedent("""
     import sys, torch
