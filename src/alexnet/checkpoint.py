@@ -336,7 +336,6 @@ def _chosen_weights(state: dict, source: str, weights: str) -> tuple[dict, str]:
 # ---- the schema: every field read from a file checked for type and range before use ----
 
 MAX_INPUT_SIDE = 1024  # the largest input side a file may ask for (any-size models)
-MAX_RESIZE_FACTOR = 4  # resize <= 4 x the input side (the paper: 256 for 227)
 MAX_CLASSES = 1_000_000
 _WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64)
 _MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip; the legacy format's pickle
@@ -502,6 +501,7 @@ def check_preprocessing_sizes(pre: dict, name: str, kwargs: dict, source: str) -
     """The input side one the model takes (its own for fixed-size models, at most
     ``MAX_INPUT_SIDE`` for any-size ones) and ``resize`` between it and
     ``MAX_RESIZE_FACTOR`` times it: a file's numbers decide how much memory an image takes."""
+    from alexnet.data.transforms import MAX_RESIZE_FACTOR
     from alexnet.models import input_size_for
 
     info = model_info(name)

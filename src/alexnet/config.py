@@ -225,8 +225,15 @@ class TrainConfig:
         if isinstance(self.workers, int) and self.workers < 0:
             e.append(f"--workers must be >= 0, got {self.workers}")
         size = self.input_size or 227
-        if isinstance(self.resize, int) and isinstance(size, int) and self.resize < size:
-            e.append(f"--resize ({self.resize}) must be >= the input size ({size})")
+        if isinstance(self.resize, int) and isinstance(size, int):
+            from alexnet.data.transforms import MAX_RESIZE_FACTOR
+
+            if not size <= self.resize <= MAX_RESIZE_FACTOR * size:
+                e.append(
+                    f"--resize ({self.resize}) must be between the input size ({size}) and "
+                    f"{MAX_RESIZE_FACTOR} x it ({MAX_RESIZE_FACTOR * size}): checkpoints "
+                    "asking for more are refused"
+                )
         if self.model in _known_models():
             pre = self.preprocessing()
             if pre["normalize"] == "pixel" and pre["resize_mode"] == "shorter":

@@ -145,3 +145,11 @@ def test_none_means_none_on_the_command_line_and_in_yaml(capsys, tmp_path, word)
         f = tmp_path / f"{name}.yaml"
         f.write_text(f"{name}: {word}\n")
         assert _print_config(capsys, "--preset", "caffe", "--config", str(f))[name] is None, name
+
+
+def test_resize_is_bounded_as_checkpoints_are(capsys):
+    """A run may not write checkpoints that evaluate and predict would refuse."""
+    assert main(["train", "--print-config", "--resize", "909"]) == 2
+    err = capsys.readouterr().err
+    assert "--resize (909) must be between the input size (227) and 4 x it (908)" in err
+    assert _print_config(capsys, "--resize", "908")["resize"] == 908

@@ -55,6 +55,7 @@ __all__ = [
 # "none":    x in 0-1, no mean subtraction (PCA lighting still applies).
 NORMALIZE_MODES = ("channel", "pixel", "none")
 RESIZE_MODES = ("square", "warp", "shorter")
+MAX_RESIZE_FACTOR = 4  # resize <= 4 x the input side (the paper: 256 for 227); an image's cost
 # PCA lighting (§4.1): the offset added to every pixel is eigvec @ (alpha * m), alpha ~
 # N(0, alphastd), with m the covariance eigenvalues on the 0-1 scale ("eigval": the
 # paper's formula, as fb.resnet.torch applies it) or their square roots, the standard
