@@ -104,6 +104,8 @@ def test_existing_run_is_refused_unless_resume_or_overwrite(tiny_data, tmp_path,
         "cpu",
         "--amp",
         "off",
+        "--width",
+        "0.125",  # tests/conftest.py's NARROW
     ]
     assert main(args) == 0
     assert main(args) == 2
@@ -160,7 +162,7 @@ def test_tarball_data_for_train_evaluate_and_visualize(tiny_data, tmp_path, monk
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(tiny_data, arcname="tiny")
     out = tmp_path / "run"
-    common = ["--workers", "0", "--device", "cpu", "--amp", "off", "--quiet"]
+    common = ["--workers", "0", "--device", "cpu", "--amp", "off", "--quiet", "--width", "0.125"]
     argv = ["train", "--data", str(archive), "--out", str(out), "--epochs", "1"]
     assert main([*argv, "--batch-size", "4", "--normalize", "channel", *common]) == 0
     ckpt = str(out / "checkpoints" / "last.pt")
