@@ -32,7 +32,7 @@ from torch import nn
 
 from alexnet.errors import UserError
 from alexnet.machine import AMP_DTYPES, matmul_peak
-from alexnet.models import create_model
+from alexnet.models import DEFAULT_MODEL, create_model
 from alexnet.runtime import autocast, prepare_model
 from alexnet.summary import summarize
 
@@ -281,7 +281,7 @@ class FeedResult:
 def store_feeding(
     data: str,
     *,
-    model: str = "alexnet",
+    model: str = DEFAULT_MODEL,
     batch_size: int = 64,
     steps: int = 4,
     rounds: int = 3,

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import yaml
 
 from alexnet.errors import UserError
+from alexnet.models import DEFAULT_MODEL
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -34,7 +35,7 @@ class TrainConfig:
     """Every setting of a training run. Defaults are the paper's (§5)."""
 
     # ---- what to train
-    model: str = "alexnet"
+    model: str = DEFAULT_MODEL
     """Network: alexnet (the paper), alexnet_bn or alexnet_owt (`alexnet summary --list`)."""
     model_kwargs: dict = field(default_factory=dict)
     """create_model() options as a YAML mapping, e.g. '{init: caffe, lrn_k: 1}'; the model

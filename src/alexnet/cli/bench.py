@@ -100,11 +100,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _store_feeding(args: argparse.Namespace, device) -> int:
     from alexnet.bench import store_feeding
+    from alexnet.models import DEFAULT_MODEL
 
     models = _csv(args.models)
     r = store_feeding(
         args.store,
-        model=models[0] if models and models[0] != "torchvision" else "alexnet",
+        model=next((m for m in models if m != "torchvision"), DEFAULT_MODEL),
         batch_size=args.batch_size,
         steps=args.steps,
         rounds=args.rounds,

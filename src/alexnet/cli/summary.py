@@ -9,7 +9,11 @@ HELP = "layer table: output shapes, parameters, MACs, neurons"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="alexnet", help="model name (see --list); default alexnet")
+    from alexnet.models import DEFAULT_MODEL
+
+    p.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"model name (see --list); default {DEFAULT_MODEL}"
+    )
     p.add_argument(
         "--input-size",
         type=int,

@@ -1,6 +1,7 @@
 """The networks and their registry. Modules here import only torch."""
 
 from ._registry import (
+    DEFAULT_MODEL,
     PAPER_LAYERS,
     ModelInfo,
     create_model,
@@ -14,6 +15,7 @@ from .owt import AlexNetOWT
 from .paper import AlexNet, AlexNetConfig, tower_slices
 
 __all__ = [
+    "DEFAULT_MODEL",
     "PAPER_LAYERS",
     "AlexNet",
     "AlexNetConfig",

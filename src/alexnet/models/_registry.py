@@ -16,6 +16,7 @@ from types import MappingProxyType
 from torch import nn
 
 __all__ = [
+    "DEFAULT_MODEL",
     "PAPER_LAYERS",
     "ModelInfo",
     "create_model",
@@ -25,6 +26,9 @@ __all__ = [
     "option_types",
     "register_model",
 ]
+
+# What `train`, `summary` and `bench --store` build when no model is named: the paper's.
+DEFAULT_MODEL = "alexnet"
 
 # The paper's names for the eight weight layers, input to output.
 PAPER_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
