@@ -146,7 +146,7 @@ def _check_relu_lrn_pool(z: torch.Tensor, groups: int) -> None:
 @DTYPES
 @LAYOUTS
 def test_relu_lrn_pool_matches_float64(dtype, channels_last):
-    _check_relu_lrn_pool(_input((2, 2 * 5, 7, 9), dtype, channels_last), groups=2)
+    _check_relu_lrn_pool(_input((1, 2 * 5, 7, 9), dtype, channels_last), groups=2)
 
 
 @LAYOUTS
@@ -161,6 +161,29 @@ def test_relu_lrn_pool_matches_float64(dtype, channels_last):
 def test_relu_lrn_pool_shapes_and_row_chunks(monkeypatch, channels_last, shape, groups):
     monkeypatch.setattr(tk, "ROWS", 2)
     _check_relu_lrn_pool(_input(shape, torch.float32, channels_last), groups)
+
+
+@pytest.mark.parametrize(
+    "dtype,channels_last", [(torch.bfloat16, True), (torch.float32, False)], ids=["bf16", "fp32"]
+)
+def test_relu_lrn_pool_int8_argmax_gives_the_same_numbers(monkeypatch, dtype, channels_last):
+    """SAVE_ARGMAX: the forward stores each window's maximum (int8), the backward reads it
+    instead of finding it again; the same output and gradient, bit for bit."""
+    monkeypatch.setattr(tk, "ROWS", 2)  # chunks start mid-map
+    z = _input((2, 2 * 5, 9, 7), dtype, channels_last)
+    z[0, 1, 2:5, 2:5] = z[0, 1, 3, 3]  # ties
+    z[1, 6, 4, 1] = float("nan")
+    g = _input((2, 10, 4, 3), dtype, channels_last, seed=1, scale=1.0)
+    runs = []
+    for save in (False, True):
+        monkeypatch.setattr(tk, "SAVE_ARGMAX", save)
+        zz = z.clone().requires_grad_(True)
+        y = tk.relu_lrn_pool(zz, 1e-3, 2.0, 2)
+        y.backward(g)
+        runs.append((y, zz.grad))
+    (y0, g0), (y1, g1) = runs
+    assert torch.equal(y0.isnan(), y1.isnan()) and torch.equal(y0.nan_to_num(), y1.nan_to_num())
+    assert torch.equal(g0.isnan(), g1.isnan()) and torch.equal(g0.nan_to_num(), g1.nan_to_num())
 
 
 def test_relu_lrn_pool_nan_like_the_c_kernel():

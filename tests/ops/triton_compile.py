@@ -34,6 +34,8 @@ def compile_for_h100(fn, dtype: str, const: dict, num_warps: int):
     for name in fn.arg_names:
         if name in const:
             sig[name] = "constexpr"
+        elif name == "idx_ptr":
+            sig[name] = "*i8"  # the pool's argmax (unread without STORE/LOAD_ARGMAX)
         elif name.endswith("_ptr"):
             sig[name] = "*" + dtype
         else:
@@ -73,7 +75,7 @@ def cases(shapes):
     _, meta = tk.lrn_config(shape, groups, 5, 0.75)
     yield "lrn forward", kernels.lrn_forward_kernel, dict(meta, FLAT=True)
     yield "lrn backward", kernels.lrn_backward_kernel, dict(meta, FLAT=False)
-    for name, shape, groups in shapes:
+    for i, (name, shape, groups) in enumerate(shapes):
         for backward in (False, True):
             fn = (
                 kernels.relu_lrn_pool_backward_kernel
@@ -81,7 +83,11 @@ def cases(shapes):
                 else kernels.relu_lrn_pool_forward_kernel
             )
             what = f"relu_lrn_pool {'backward' if backward else 'forward'}, {name}"
-            yield what, fn, tk.pool_config(shape, groups, backward)[1]
+            meta = tk.pool_config(shape, groups, backward)[1]
+            switch = "LOAD_ARGMAX" if backward else "STORE_ARGMAX"
+            yield what, fn, dict(meta, **{switch: False})
+            if i == 0:  # alexnet.ops.triton.SAVE_ARGMAX
+                yield what + ", int8 argmax", fn, dict(meta, **{switch: True})
 
 
 def main() -> int:

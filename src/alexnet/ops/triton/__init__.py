@@ -15,7 +15,8 @@ them without a GPU.
 
 Launch parameters that a GPU must settle (``benchmarks/bench_triton.py`` prints GB/s):
 ``TILE`` (elements of an LRN program's tile), ``ROWS`` (output rows per program of the
-fused tail) and the warps per program.
+fused tail), the warps per program, and ``SAVE_ARGMAX`` (recompute the pool's argmax in
+the backward, or store it as int8).
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ __all__ = [
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 TILE = 4096  # elements (channels x positions) of one LRN program's tile
 ROWS = 4  # output rows per program of the fused tail (a program re-reads one input row)
+# The fused tail's backward finds each window's maximum again from z (the custom op's way:
+# it saves only z). SAVE_ARGMAX: ``relu_lrn_pool`` here also stores it as int8 beside the
+# output (a byte per window: an eighth of z's bytes in bf16, a sixteenth in float32) and
+# the backward reads it, computing two rows' LRN per window row instead of four. Which is
+# faster is the GPU's to say (benchmarks/bench_triton.py times both); the custom op's
+# schema would need the indices as a second output to use it.
+SAVE_ARGMAX = False
 POOL_SIZE, POOL_BETA = 5, 0.75  # the fused op's LRN (alexnet.ops.fused)
 
 
@@ -121,29 +129,39 @@ def lrn_backward(x: Tensor, g: Tensor, out: Tensor, size, alpha, beta, k, groups
         )  # fmt: skip
 
 
-def relu_lrn_pool_forward(z: Tensor, out: Tensor, alpha, k, groups) -> None:
-    """out = max_pool2d(lrn(relu(z), 5, alpha, 0.75, k, groups), 3, 2); out: the pooled shape."""
+def relu_lrn_pool_forward(
+    z: Tensor, out: Tensor, alpha, k, groups, argmax: Tensor | None = None
+) -> None:
+    """out = max_pool2d(lrn(relu(z), 5, alpha, 0.75, k, groups), 3, 2); out: the pooled
+    shape. argmax (int8, out's shape), if given, gets each window's maximum's 3 * row + col."""
     if out.numel() == 0:
         return
     n, c, h, w = z.shape
     programs, meta = pool_config(z.shape, groups, backward=False)
+    idx = out if argmax is None else argmax  # not touched without STORE_ARGMAX
     with _on_device(z):
         kernels.relu_lrn_pool_forward_kernel[(programs,)](
-            z, out, groups, c // groups, h, w, *out.shape[2:], programs // (n * groups),
-            *z.stride(), *out.stride(), float(alpha), POOL_BETA, float(k), **meta,
+            z, out, idx, groups, c // groups, h, w, *out.shape[2:], programs // (n * groups),
+            *z.stride(), *out.stride(), *idx.stride(), float(alpha), POOL_BETA, float(k),
+            STORE_ARGMAX=argmax is not None, **meta,
         )  # fmt: skip
 
 
-def relu_lrn_pool_backward(z: Tensor, g: Tensor, out: Tensor, alpha, k, groups) -> None:
-    """out = dL/dz given g = dL/d relu_lrn_pool(z) (the pooled shape); out: z's shape."""
+def relu_lrn_pool_backward(
+    z: Tensor, g: Tensor, out: Tensor, alpha, k, groups, argmax: Tensor | None = None
+) -> None:
+    """out = dL/dz given g = dL/d relu_lrn_pool(z) (the pooled shape); out: z's shape.
+    argmax: the forward's, or None to find each window's maximum again."""
     if z.numel() == 0:
         return
     n, c, h, w = z.shape
     programs, meta = pool_config(z.shape, groups, backward=True)
+    idx = g if argmax is None else argmax  # not touched without LOAD_ARGMAX
     with _on_device(z):
         kernels.relu_lrn_pool_backward_kernel[(programs,)](
-            z, g, out, groups, c // groups, h, w, *g.shape[2:], programs // (n * groups),
-            *z.stride(), *g.stride(), *out.stride(), float(alpha), POOL_BETA, float(k), **meta,
+            z, g, idx, out, groups, c // groups, h, w, *g.shape[2:], programs // (n * groups),
+            *z.stride(), *g.stride(), *idx.stride(), *out.stride(),
+            float(alpha), POOL_BETA, float(k), LOAD_ARGMAX=argmax is not None, **meta,
         )  # fmt: skip
 
 
@@ -181,17 +199,19 @@ class _ReLULRNPool(torch.autograd.Function):
         _check_dtype(z)
         z = dense(z)
         out = pooled_like(z, groups)
-        relu_lrn_pool_forward(z, out, alpha, k, groups)
-        ctx.save_for_backward(z)
+        argmax = torch.empty_like(out, dtype=torch.int8) if SAVE_ARGMAX else None
+        relu_lrn_pool_forward(z, out, alpha, k, groups, argmax)
+        ctx.save_for_backward(z, argmax)
         ctx.params = (alpha, k, groups)
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (z,) = ctx.saved_tensors
+        z, argmax = ctx.saved_tensors
         fmt = memory_format(z)
         out = torch.empty_like(z, memory_format=fmt)
-        relu_lrn_pool_backward(z, grad.contiguous(memory_format=fmt), out, *ctx.params)
+        g = grad.contiguous(memory_format=fmt)
+        relu_lrn_pool_backward(z, g, out, *ctx.params, argmax=argmax)
         return out, None, None, None
 
 

@@ -179,9 +179,13 @@ def _window_columns(b, c, j, BLOCK_X: tl.constexpr):
 
 @triton.jit
 def _max3(x0, x1, x2):
-    """The maximum, NaN if any is NaN (PyTorch's max-pool comparison: v > m or v is NaN)."""
-    m = tl.where((x1 > x0) | (x1 != x1), x1, x0)
-    return tl.where((x2 > m) | (x2 != x2), x2, m)
+    """The maximum of three tiles and which one it is (0, 1, 2): the first maximum, or the
+    last NaN (PyTorch's max-pool comparison: v takes over when v > m or v is NaN)."""
+    take = (x1 > x0) | (x1 != x1)
+    m = tl.where(take, x1, x0)
+    i = tl.where(take, 1, 0)
+    take = (x2 > m) | (x2 != x2)
+    return tl.where(take, x2, m), tl.where(take, 2, i)
 
 
 @triton.jit
@@ -189,7 +193,8 @@ def _row_max(
     z_ptr, r, x, j, c, H, W, Cg, zC, zH, zW, alpha, beta, k,
     SIZE: tl.constexpr, BETA075: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_X: tl.constexpr,
 ):  # fmt: skip
-    """max over each window's three columns of b's row r: (channels, output columns)."""
+    """max over each window's three columns of b's row r, and its column (0, 1, 2):
+    (channels, output columns) tiles."""
     b = _row_b(z_ptr, r, x, c, H, W, Cg, zC, zH, zW, alpha, beta, k, SIZE, BETA075, BLOCK_C)
     c0, c1, c2 = _window_columns(b, c, j, BLOCK_X)
     return _max3(c0, c1, c2)
@@ -197,36 +202,42 @@ def _row_max(
 
 @triton.jit
 def relu_lrn_pool_forward_kernel(
-    z_ptr, out_ptr, G, Cg, H, W, PH, PW, n_chunks,
-    zN, zC, zH, zW, oN, oC, oH, oW,
+    z_ptr, out_ptr, idx_ptr, G, Cg, H, W, PH, PW, n_chunks,
+    zN, zC, zH, zW, oN, oC, oH, oW, iN, iC, iH, iW,
     alpha, beta, k,
-    SIZE: tl.constexpr, BETA075: tl.constexpr, ROWS: tl.constexpr,
+    SIZE: tl.constexpr, BETA075: tl.constexpr, ROWS: tl.constexpr, STORE_ARGMAX: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_X: tl.constexpr, BLOCK_PW: tl.constexpr,
 ):  # fmt: skip
     """Output rows [ROWS * chunk, ROWS * (chunk + 1)) of one tower of one sample; the
-    column maxima of input row 2ph + 2 are kept as the next output row's first row."""
+    column maxima of input row 2ph + 2 are kept as the next output row's first row.
+    STORE_ARGMAX: each window's maximum's index 3 * row + column also, as int8."""
     pid = tl.program_id(0)
     ng, chunk = pid // n_chunks, pid % n_chunks
     n, g = (ng // G).to(tl.int64), ng % G
     z_ptr += n * zN + g * Cg * zC
     out_ptr += n * oN + g * Cg * oC
+    idx_ptr += n * iN + g * Cg * iC
     c = tl.arange(0, BLOCK_C)
     x = tl.arange(0, BLOCK_X)
     j = tl.arange(0, BLOCK_PW)
     omask = (c < Cg)[:, None] & (j < PW)[None, :]
     ph0 = chunk * ROWS
     ph1 = tl.minimum(ph0 + ROWS, PH)
-    top = _row_max(z_ptr, 2 * ph0, x, j, c, H, W, Cg, zC, zH, zW, alpha, beta, k,
-                   SIZE, BETA075, BLOCK_C, BLOCK_X)  # fmt: skip
+    top, top_at = _row_max(z_ptr, 2 * ph0, x, j, c, H, W, Cg, zC, zH, zW, alpha, beta, k,
+                           SIZE, BETA075, BLOCK_C, BLOCK_X)  # fmt: skip
     for ph in range(ph0, ph1):
-        mid = _row_max(z_ptr, 2 * ph + 1, x, j, c, H, W, Cg, zC, zH, zW, alpha, beta, k,
-                       SIZE, BETA075, BLOCK_C, BLOCK_X)  # fmt: skip
-        bottom = _row_max(z_ptr, 2 * ph + 2, x, j, c, H, W, Cg, zC, zH, zW, alpha, beta, k,
-                          SIZE, BETA075, BLOCK_C, BLOCK_X)  # fmt: skip
-        m = _max3(top, mid, bottom)
+        mid, mid_at = _row_max(z_ptr, 2 * ph + 1, x, j, c, H, W, Cg, zC, zH, zW, alpha, beta,
+                               k, SIZE, BETA075, BLOCK_C, BLOCK_X)  # fmt: skip
+        bottom, bottom_at = _row_max(z_ptr, 2 * ph + 2, x, j, c, H, W, Cg, zC, zH, zW, alpha,
+                                     beta, k, SIZE, BETA075, BLOCK_C, BLOCK_X)  # fmt: skip
+        m, row = _max3(top, mid, bottom)
         offs = c[:, None] * oC + ph * oH + j[None, :] * oW
         tl.store(out_ptr + offs, _as(m, out_ptr), mask=omask)
-        top = bottom
+        if STORE_ARGMAX:
+            col = tl.where(row == 0, top_at, tl.where(row == 1, mid_at, bottom_at))
+            at = c[:, None] * iC + ph * iH + j[None, :] * iW
+            tl.store(idx_ptr + at, (3 * row + col).to(tl.int8), mask=omask)
+        top, top_at = bottom, bottom_at
 
 
 @triton.jit
@@ -287,41 +298,50 @@ def _row_backward(
 
 @triton.jit
 def relu_lrn_pool_backward_kernel(
-    z_ptr, g_ptr, dz_ptr, G, Cg, H, W, PH, PW, n_chunks,
-    zN, zC, zH, zW, gN, gC, gH, gW, dN, dC, dH, dW,
+    z_ptr, g_ptr, idx_ptr, dz_ptr, G, Cg, H, W, PH, PW, n_chunks,
+    zN, zC, zH, zW, gN, gC, gH, gW, iN, iC, iH, iW, dN, dC, dH, dW,
     alpha, beta, k,
-    SIZE: tl.constexpr, BETA075: tl.constexpr, ROWS: tl.constexpr,
+    SIZE: tl.constexpr, BETA075: tl.constexpr, ROWS: tl.constexpr, LOAD_ARGMAX: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_X: tl.constexpr, BLOCK_PW: tl.constexpr,
 ):  # fmt: skip
     """Input rows [2 * ROWS * chunk, 2 * ROWS * (chunk + 1)) of dL/dz for one tower of one
     sample. Window row ph sends its gradient to input rows 2ph, 2ph + 1 (complete then:
     written) and 2ph + 2 (carried to the next window row). A chunk starts one window row
     early to collect what its first input row gets from the row above; the last chunk
-    runs one window row past the map (PH) to write rows 2PH and 2PH + 1."""
+    runs one window row past the map (PH) to write rows 2PH and 2PH + 1. Each window's
+    maximum is found again from the LRN of its three rows, or LOAD_ARGMAX: read from the
+    forward's int8 indices."""
     pid = tl.program_id(0)
     ng, chunk = pid // n_chunks, pid % n_chunks
     n, grp = (ng // G).to(tl.int64), ng % G
     z_ptr += n * zN + grp * Cg * zC
     g_ptr += n * gN + grp * Cg * gC
+    idx_ptr += n * iN + grp * Cg * iC
     dz_ptr += n * dN + grp * Cg * dC
     c = tl.arange(0, BLOCK_C)
     x = tl.arange(0, BLOCK_X)
     j = tl.arange(0, BLOCK_PW)
     ph0 = chunk * ROWS
     ph1 = tl.minimum(ph0 + ROWS, PH + 1)
-    b0 = _row_b(z_ptr, 2 * ph0 - 2, x, c, H, W, Cg, zC, zH, zW, alpha, beta, k,
-                SIZE, BETA075, BLOCK_C)  # fmt: skip
+    if not LOAD_ARGMAX:
+        b0 = _row_b(z_ptr, 2 * ph0 - 2, x, c, H, W, Cg, zC, zH, zW, alpha, beta, k,
+                    SIZE, BETA075, BLOCK_C)  # fmt: skip
     g0 = tl.zeros((BLOCK_C, BLOCK_X), tl.float32)  # dL/db reaching row 2ph from above
     for ph in range(ph0 - 1, ph1):
         r = 2 * ph
-        b1 = _row_b(z_ptr, r + 1, x, c, H, W, Cg, zC, zH, zW, alpha, beta, k,
-                    SIZE, BETA075, BLOCK_C)  # fmt: skip
-        b2 = _row_b(z_ptr, r + 2, x, c, H, W, Cg, zC, zH, zW, alpha, beta, k,
-                    SIZE, BETA075, BLOCK_C)  # fmt: skip
-        idx = _argmax9(b0, b1, b2, c, j, BLOCK_X)
         gmask = (c < Cg)[:, None] & ((j < PW) & (ph >= 0) & (ph < PH))[None, :]
         go = tl.load(g_ptr + c[:, None] * gC + ph * gH + j[None, :] * gW, mask=gmask, other=0.0)
         go = go.to(tl.float32)
+        if LOAD_ARGMAX:
+            at = c[:, None] * iC + ph * iH + j[None, :] * iW
+            idx = tl.load(idx_ptr + at, mask=gmask, other=0).to(tl.int32)
+        else:
+            b1 = _row_b(z_ptr, r + 1, x, c, H, W, Cg, zC, zH, zW, alpha, beta, k,
+                        SIZE, BETA075, BLOCK_C)  # fmt: skip
+            b2 = _row_b(z_ptr, r + 2, x, c, H, W, Cg, zC, zH, zW, alpha, beta, k,
+                        SIZE, BETA075, BLOCK_C)  # fmt: skip
+            idx = _argmax9(b0, b1, b2, c, j, BLOCK_X)
+            b0 = b2
         if ph >= ph0:
             gb = g0 + _unpool(go, idx, 0, c, x, BLOCK_PW)
             _row_backward(z_ptr, dz_ptr, r, x, gb, c, H, W, Cg, zC, zH, zW, dC, dH, dW,
@@ -330,4 +350,3 @@ def relu_lrn_pool_backward_kernel(
             _row_backward(z_ptr, dz_ptr, r + 1, x, gb, c, H, W, Cg, zC, zH, zW, dC, dH, dW,
                           alpha, beta, k, SIZE, BETA075, BLOCK_C)  # fmt: skip
         g0 = _unpool(go, idx, 2, c, x, BLOCK_PW)
-        b0 = b2
