@@ -322,6 +322,41 @@ def test_select_picks_triton_for_cuda_tensors(monkeypatch):
         select.implementation(cuda(torch.bfloat16))
 
 
+def test_cuda_tensors_compile_and_export_to_the_ops(monkeypatch):
+    """On CUDA tensors (fake ones: no GPU needed) torch.compile traces the LRN and the fused
+    tail as the custom ops, in one graph, where it used to trace the formula for inductor;
+    torch.export too. ALEXNET_LRN_KERNEL=torch gives the formula back."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from alexnet.nn import LocalResponseNorm
+
+    monkeypatch.setattr(select, "TRITON_FOUND", True)
+    model = torch.nn.Sequential(LocalResponseNorm(5, 1e-3, 0.75, 2.0, groups=2), _tail())
+
+    def traced() -> list[str]:
+        graphs = []
+
+        def backend(gm, _inputs):
+            graphs.append(gm)
+            return gm.forward
+
+        torch._dynamo.reset()
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            x = torch.empty(2, 8, 9, 9, device="cuda", dtype=torch.bfloat16)
+            torch.compile(model, backend=backend, fullgraph=True)(x)
+        assert len(graphs) == 1
+        return [str(n.target) for n in graphs[0].graph.nodes if n.op == "call_function"]
+
+    assert traced() == ["alexnet.lrn", "alexnet.relu_lrn_pool"]
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        x = torch.empty(2, 8, 9, 9, device="cuda", dtype=torch.bfloat16)
+        ep = torch.export.export(model, (x,))
+    targets = [str(n.target) for n in ep.graph.nodes]
+    assert "alexnet.lrn.default" in targets and "alexnet.relu_lrn_pool.default" in targets
+    monkeypatch.setenv("ALEXNET_LRN_KERNEL", "torch")
+    assert not any(t.startswith("alexnet.") for t in traced())
+
+
 def test_import_alexnet_leaves_triton_unimported():
     """``import alexnet`` and building a model do not import triton; a CPU model's forward
     and backward do not import the kernels (torch's custom-op dispatch imports torch._dynamo
