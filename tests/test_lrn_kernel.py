@@ -176,3 +176,22 @@ def test_without_openmp_it_builds_for_one_thread(monkeypatch, tmp_path):
     y = LocalResponseNorm(groups=2, alpha=1e-3)(x64.float())
     yr = local_response_norm_reference(x64, alpha=1e-3, groups=2)
     torch.testing.assert_close(y.double(), yr, rtol=2e-6, atol=2e-6)
+
+
+@needs_kernel
+def test_loading_the_kernels_keeps_subnormal_floats():
+    """The library is compiled with -ffast-math but not linked with it: linking would add
+    crtfastmath.o, whose constructor sets flush-to-zero in the whole process on load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, torch\n"
+        "from alexnet._kernels import lrn_library\n"
+        "assert lrn_library() is not None\n"
+        "tiny = np.float32(1e-40)\n"
+        "assert tiny * np.float32(1.0) != 0, 'numpy float32 subnormal flushed'\n"
+        "assert (torch.tensor([1e-40]) * 1.0).item() != 0, 'torch subnormal flushed'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

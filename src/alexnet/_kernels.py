@@ -44,15 +44,18 @@ _HEADERS = (_CSRC / "kernels.h",)
 # -fno-associative-math: the same expression gives the same bits in lrn.c and in
 # lrn_pool.c (the fused ReLU-LRN-pool then equals the three layers exactly), at no
 # measured cost; the rest of -ffast-math gives the 1/sqrtf approximation.
+# Compiled with these, linked without them: linking with -ffast-math adds crtfastmath.o,
+# whose constructor sets flush-to-zero for the whole process on load (every later float32
+# subnormal in numpy or torch became 0).
 _FLAGS = (
     "-O3",
     "-march=native",
     "-ffast-math",
     "-fno-associative-math",
     "-fPIC",
-    "-shared",
     "-std=c11",
 )
+_LINK = ("-shared", "-fPIC")
 _OPENMP = ("-fopenmp",)
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "lib" (CDLL or None), "error", "openmp_error" (str)
@@ -74,8 +77,9 @@ def _compiler() -> str | None:
 
 def _build(cc: str, flags: tuple[str, ...]) -> Path:
     code = [f.read_bytes() for f in (*_SOURCES, *_HEADERS)]
+    link = (*_LINK, *(f for f in flags if f in _OPENMP))
     key = hashlib.sha256(
-        b"\0".join([*code, cc.encode(), " ".join(flags).encode(), _cpu_flags().encode()])
+        b"\0".join([*code, cc.encode(), " ".join((*flags, *link)).encode(), _cpu_flags().encode()])
     ).hexdigest()[:16]
     out = cache_dir() / "kernels" / f"lrn-{platform.machine()}-{key}.so"
     if out.exists():
@@ -84,19 +88,22 @@ def _build(cc: str, flags: tuple[str, ...]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
     os.close(fd)
     try:
-        proc = subprocess.run(
-            [cc, *flags, "-o", tmp, *map(str, _SOURCES), "-lm"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"{cc} failed: {proc.stderr.strip()[-2000:]}")
+        with tempfile.TemporaryDirectory(dir=out.parent) as objdir:
+            objects = [str(Path(objdir) / f"{src.stem}.o") for src in _SOURCES]
+            for src, obj in zip(_SOURCES, objects, strict=True):
+                _run(cc, [*flags, "-c", str(src), "-o", obj])
+            _run(cc, [*link, "-o", tmp, *objects, "-lm"])
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return out
+
+
+def _run(cc: str, args: list[str]) -> None:
+    proc = subprocess.run([cc, *args], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cc} failed: {proc.stderr.strip()[-2000:]}")
 
 
 def _load() -> ctypes.CDLL:
