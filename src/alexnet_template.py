@@ -166,9 +166,21 @@ def draw_batch(batch_size: int, num_classes: int, g: torch.Generator, size: int 
     return stripes[:, None] * colour + noise, labels
 
 
+def sgd_step(model, velocity, x, labels, lr):
+    """One step of §5's rule: v := 0.9 v - 0.0005 lr w - lr dL/dw; w := w + v. Returns the loss."""
+    loss = F.cross_entropy(model.train()(x), labels)
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    with torch.no_grad():
+        for p, v in velocity.items():
+            v.mul_(0.9).add_(p, alpha=-0.0005 * lr).add_(p.grad, alpha=-lr)
+            p.add_(v)
+    return loss.item()
+
+
 def train(steps=40, batch_size=16, num_classes=4, lr=0.02, init="kaiming", seed=0, log_every=5):
-    """§5's update rule: v := 0.9 v - 0.0005 lr w - lr dL/dw; w := w + v (the velocity holds
-    the learning rate). Returns every step's loss; prints the 10-crop accuracy at the end."""
+    """Train on fresh stripe images with §5's update rule (the velocity holds the learning
+    rate). Returns every step's loss; prints the 10-crop accuracy at the end."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     model = AlexNet(num_classes, init=init)
@@ -178,14 +190,7 @@ def train(steps=40, batch_size=16, num_classes=4, lr=0.02, init="kaiming", seed=
     for step in range(1, steps + 1):
         images, labels = draw_batch(batch_size, num_classes, g)
         x = pca_lighting(random_crops_and_mirrors(images, g=g), eigval, eigvec, g=g)
-        loss = F.cross_entropy(model.train()(x), labels)
-        model.zero_grad(set_to_none=True)
-        loss.backward()
-        with torch.no_grad():
-            for p, v in velocity.items():
-                v.mul_(0.9).add_(p, alpha=-0.0005 * lr).add_(p.grad, alpha=-lr)
-                p.add_(v)
-        losses.append(loss.item())
+        losses.append(sgd_step(model, velocity, x, labels, lr))
         if log_every and step % log_every == 0:
             print(f"step {step:4d}  loss {sum(losses[-log_every:]) / log_every:.4f}")
     if log_every:
