@@ -33,15 +33,16 @@ CLASSES = [f"class{i}" for i in range(10)]
 PRE = {"input_size": 227, "resize": 256, "normalize": "channel"}
 
 
-def _loaded(name: str = "alexnet") -> LoadedModel:
+def _loaded(name: str = "alexnet", **kwargs) -> LoadedModel:
     torch.manual_seed(0)
-    model = create_model(name, num_classes=len(CLASSES)).eval()
-    return LoadedModel(model, name, list(CLASSES), {}, dict(PRE), "test")
+    model = create_model(name, num_classes=len(CLASSES), **kwargs).eval()
+    return LoadedModel(model, name, list(CLASSES), kwargs, dict(PRE), "test")
 
 
 @pytest.fixture(scope="module")
 def paper_model() -> LoadedModel:
-    return _loaded("alexnet")
+    """The paper's network at tests/conftest.py's NARROW width: both towers and LRNs."""
+    return _loaded("alexnet", width=0.125)
 
 
 @pytest.fixture(scope="module")
@@ -164,50 +165,53 @@ def test_safetensors_from_checkpoint_path(tmp_path):
 
 
 @pytest.fixture()
-def owt_safetensors(tmp_path):
-    loaded = LoadedModel(create_model("alexnet_owt", num_classes=2), "alexnet_owt", ["a", "b"])
+def small_safetensors(tmp_path):
+    """The paper's network at width 1/8 as .safetensors + sidecar (a 3.6 MB pair)."""
+    net = create_model("alexnet", num_classes=2, width=0.125)
+    loaded = LoadedModel(net, "alexnet", ["a", "b"], {"width": 0.125})
     return export_safetensors(loaded, tmp_path / "w.safetensors")[0]
 
 
-def test_safetensors_header_longer_than_file(owt_safetensors):
-    data = bytearray(owt_safetensors.read_bytes())
+def test_safetensors_header_longer_than_file(small_safetensors):
+    data = bytearray(small_safetensors.read_bytes())
     data[:8] = struct.pack("<Q", len(data) * 2)
-    owt_safetensors.write_bytes(bytes(data))
+    small_safetensors.write_bytes(bytes(data))
     with pytest.raises(UserError, match="header length .* larger than the file"):
-        load_safetensors_model(owt_safetensors)
+        load_safetensors_model(small_safetensors)
 
 
-def test_safetensors_truncated(owt_safetensors):
-    owt_safetensors.write_bytes(owt_safetensors.read_bytes()[:1000])
+def test_safetensors_truncated(small_safetensors):
+    small_safetensors.write_bytes(small_safetensors.read_bytes()[:1000])
     with pytest.raises(UserError) as e:
-        load_model(owt_safetensors)
+        load_model(small_safetensors)
     assert "\n" not in str(e.value)
 
 
-def test_safetensors_missing_sidecar(owt_safetensors, capsys):
-    sidecar_path(owt_safetensors).unlink()
+def test_safetensors_missing_sidecar(small_safetensors, capsys):
+    sidecar_path(small_safetensors).unlink()
     with pytest.raises(UserError, match="sidecar w.json is missing"):
-        load_safetensors_model(owt_safetensors)
+        load_safetensors_model(small_safetensors)
     # through the CLI: one line on stderr, exit code 1
-    out = owt_safetensors.with_name("x.onnx")
-    assert main(["export", str(owt_safetensors), "--format", "onnx", "--out", str(out)]) == 1
+    out = small_safetensors.with_name("x.onnx")
+    assert main(["export", str(small_safetensors), "--format", "onnx", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("alexnet: error:") and err.count("\n") == 1
 
 
-def test_safetensors_wrong_keys(owt_safetensors):
-    side = sidecar_path(owt_safetensors)
+def test_safetensors_wrong_keys(small_safetensors):
+    side = sidecar_path(small_safetensors)
     meta = json.loads(side.read_text())
-    meta["model_name"] = "alexnet"  # the paper net's keys differ from the owt weights'
+    meta["model_name"] = "alexnet_owt"  # torchvision's shapes differ from the paper net's
+    meta["model_kwargs"] = {}
     side.write_text(json.dumps(meta))
-    with pytest.raises(UserError, match="weights do not fit model 'alexnet'"):
-        load_safetensors_model(owt_safetensors)
+    with pytest.raises(UserError, match="weights do not fit model 'alexnet_owt'"):
+        load_safetensors_model(small_safetensors)
 
 
-def test_safetensors_bad_sidecar(owt_safetensors):
-    sidecar_path(owt_safetensors).write_text("{not json")
+def test_safetensors_bad_sidecar(small_safetensors):
+    sidecar_path(small_safetensors).write_text("{not json")
     with pytest.raises(UserError, match="not valid JSON"):
-        load_safetensors_model(owt_safetensors)
+        load_safetensors_model(small_safetensors)
 
 
 def test_pt2_export_runs(tmp_path):
@@ -235,7 +239,7 @@ def test_load_checkpoint_refuses_programs(tmp_path, suffix):
         load_model(p)
 
 
-def test_cli_export_rejects_wrong_suffix(owt_safetensors, capsys):
-    args = ["export", str(owt_safetensors), "--format", "pt2", "--out", "x.onnx"]
+def test_cli_export_rejects_wrong_suffix(small_safetensors, capsys):
+    args = ["export", str(small_safetensors), "--format", "pt2", "--out", "x.onnx"]
     assert main(args) == 1
     assert "should end in .pt2" in capsys.readouterr().err
