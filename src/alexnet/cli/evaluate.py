@@ -39,6 +39,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from alexnet.distributed import shutdown
+
+    try:
+        return _run(args)
+    finally:  # under torchrun: leave the process group before exit (gloo's threads aborted it)
+        shutdown()
+
+
+def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from alexnet.distributed import init_distributed
