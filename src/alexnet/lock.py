@@ -268,11 +268,18 @@ def _wait_for_record(fd: int) -> dict[str, Any] | None:
 def _alive(holder: dict[str, Any]) -> bool:
     if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
         return True  # cannot tell for another host: believe the record
+    return pid_alive(holder["pid"])
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host may still run: what decides if a temporary file
+    named after it is a killed run's leftover (another user's process, or a number beyond
+    the kernel's, counts as alive: its file is left alone)."""
     try:
-        os.kill(holder["pid"], 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
+    except (PermissionError, OverflowError):
         return True
     return True
 

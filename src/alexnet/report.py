@@ -37,6 +37,7 @@ from pathlib import Path
 
 from alexnet.callbacks import Callback
 from alexnet.errors import UserError
+from alexnet.lock import pid_alive
 
 MAX_CONFUSION_CLASSES = 100
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -424,18 +425,8 @@ def _remove_dead_temporaries(path: Path) -> None:
     with contextlib.suppress(OSError):
         for f in path.parent.iterdir():
             m = pattern.fullmatch(f.name)
-            if m and int(m[1]) != os.getpid() and not _alive(int(m[1])):
+            if m and int(m[1]) != os.getpid() and not pid_alive(int(m[1])):
                 f.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 class ReportCallback(Callback):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,28 @@ def train_argv():
         return ["train", "--config", str(config), "--data", str(data), "--out", str(out), *extra]
 
     return argv
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """``small_fs(size, inodes)``: a mounted tmpfs of that size and inode count for the
+    disk-full cases (needs root and mount; skipped elsewhere), unmounted afterwards."""
+    mounted = []
+
+    def mount(size: str, inodes: int = 10_000) -> Path:
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            pytest.skip("needs root to mount a small tmpfs")
+        mnt = tmp_path / f"fs{len(mounted)}"
+        mnt.mkdir()
+        opts = f"size={size},nr_inodes={inodes}"
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mnt)], capture_output=True
+        )
+        if r.returncode != 0:
+            pytest.skip(f"could not mount a tmpfs: {r.stderr.decode().strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", str(mnt)], check=False)

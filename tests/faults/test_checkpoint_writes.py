@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -62,19 +61,9 @@ def test_resume_auto_skips_corrupt_and_partial_files(tmp_path):
 
 
 @pytest.fixture
-def tiny_tmpfs(tmp_path):
-    """A 2 MiB tmpfs (needs root and mount); skipped elsewhere."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a small tmpfs for the disk-full case")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"could not mount a tmpfs: {r.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=False)
+def tiny_tmpfs(small_fs):
+    """A 2 MiB tmpfs (conftest's small_fs: needs root and mount, skipped elsewhere)."""
+    return small_fs("2m")
 
 
 def test_disk_full_keeps_the_previous_checkpoint(tiny_tmpfs):

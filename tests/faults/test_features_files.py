@@ -4,7 +4,6 @@ the file, with no temporary file left; a killed run's temporary file is removed 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,17 +28,9 @@ def weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def full_tmpfs(tmp_path):
-    """A 1 MiB tmpfs filled to the last byte (needs root and mount); skipped elsewhere."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a small tmpfs for the disk-full case")
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"could not mount a tmpfs: {r.stderr.strip()}")
+def full_tmpfs(small_fs):
+    """A 1 MiB tmpfs filled to the last byte (conftest's small_fs: needs root and mount)."""
+    mnt = small_fs("1m")
     try:
         with open(mnt / "filler", "wb") as f:
             while True:
@@ -47,8 +38,7 @@ def full_tmpfs(tmp_path):
                 f.flush()
     except OSError:
         pass
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=False)
+    return mnt
 
 
 def _features(run_cli, weights: Path, data: Path, out: Path):

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 
@@ -26,31 +23,6 @@ def tree_tar(path: Path, n: int) -> Path:
                     info.size = len(buf.getvalue())
                     tar.addfile(info, io.BytesIO(buf.getvalue()))
     return path
-
-
-@pytest.fixture
-def small_fs(tmp_path):
-    """``small_fs(size, inodes)``: a mounted tmpfs of that size and inode count (needs root
-    and mount; skipped elsewhere), unmounted afterwards."""
-    mounted = []
-
-    def mount(size: str, inodes: int = 10_000) -> Path:
-        if os.geteuid() != 0 or shutil.which("mount") is None:
-            pytest.skip("needs root to mount a small tmpfs")
-        mnt = tmp_path / f"fs{len(mounted)}"
-        mnt.mkdir()
-        opts = f"size={size},nr_inodes={inodes}"
-        r = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mnt)], capture_output=True
-        )
-        if r.returncode != 0:
-            pytest.skip(f"could not mount a tmpfs: {r.stderr.decode().strip()}")
-        mounted.append(mnt)
-        return mnt
-
-    yield mount
-    for mnt in mounted:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def leftovers(cache: Path) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import select
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,19 +129,9 @@ def test_prepare_refuses_a_store_being_read(tmp_path, run_cli, one_line_error):
 
 
 @pytest.fixture
-def tiny_tmpfs(tmp_path):
-    """A 2 MiB tmpfs (needs root and mount); skipped elsewhere."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a small tmpfs for the disk-full case")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"could not mount a tmpfs: {r.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=False)
+def tiny_tmpfs(small_fs):
+    """A 2 MiB tmpfs (conftest's small_fs: needs root and mount, skipped elsewhere)."""
+    return small_fs("2m")
 
 
 def test_prepare_disk_full_is_one_line_and_leaves_nothing(tiny_tmpfs, tmp_path, run_cli):

@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import select
-import shutil
 import subprocess
 import sys
 import time
@@ -102,19 +101,9 @@ def test_an_older_report_never_replaces_a_newer_one(tmp_path):
 
 
 @pytest.fixture
-def tiny_tmpfs(tmp_path):
-    """A 1 MiB tmpfs (needs root and mount); skipped elsewhere."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a small tmpfs for the disk-full case")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"could not mount a tmpfs: {r.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=False)
+def tiny_tmpfs(small_fs):
+    """A 1 MiB tmpfs (conftest's small_fs: needs root and mount, skipped elsewhere)."""
+    return small_fs("1m")
 
 
 def test_report_disk_full_is_one_line_and_leaves_nothing(

@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from alexnet.errors import UserError
+from alexnet.lock import pid_alive
 
 from .images import display_path
 from .store import FORMAT, MAX_META_BYTES, META_FILE
@@ -73,15 +74,5 @@ def remove_stale(dst: Path) -> None:
     PID is gone); called under DST's lock, so no live prepare into DST owns them."""
     for p in dst.parent.glob(f"{glob.escape(dst.name)}.*-*-*"):
         m = _LEFTOVER.fullmatch(p.name[len(dst.name) :])
-        if m and p.is_dir() and not p.is_symlink() and not _alive(int(m[1])):
+        if m and p.is_dir() and not p.is_symlink() and not pid_alive(int(m[1])):
             shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
