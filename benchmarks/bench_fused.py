@@ -1,5 +1,5 @@
 """ReLU -> LRN -> max-pool 3/2: the custom op torch.ops.alexnet.relu_lrn_pool (what
-alexnet.fused.ReLULRNPool runs) against the three layers.
+alexnet.ops.nn.ReLULRNPool runs) against the three layers.
 
 conv1's tail (64x96x55x55 at batch 64) and conv2's (64x256x27x27), forward+backward
 (a training step's share) and forward under no_grad (inference), float32 or bf16,
@@ -20,8 +20,8 @@ import time
 import torch
 from torch import nn
 
-from alexnet.nn import LocalResponseNorm
 from alexnet.ops import implementation
+from alexnet.ops.nn import LocalResponseNorm
 
 
 def _fused(z: torch.Tensor, lrn: LocalResponseNorm) -> torch.Tensor:

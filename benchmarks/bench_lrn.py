@@ -1,4 +1,4 @@
-"""LRN forward+backward: alexnet.nn.LocalResponseNorm against torch.nn.LocalResponseNorm.
+"""LRN forward+backward: alexnet.ops.nn.LocalResponseNorm against torch.nn.LocalResponseNorm.
 
 Same tensor (default 64x96x55x55 float32, conv1's output at batch 64), same
 constants (PyTorch's alpha is multiplied by n so both compute the paper's
@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from alexnet.nn import LocalResponseNorm
+from alexnet.ops.nn import LocalResponseNorm
 
 
 def time_fwd_bwd(layer: torch.nn.Module, x: torch.Tensor, g: torch.Tensor) -> float:
@@ -62,7 +62,7 @@ def main() -> None:
         f"{torch.get_num_threads()} threads"
     )
     print(f"  torch.nn.LocalResponseNorm (float32): {b * 1000:8.1f} ms")
-    print(f"  alexnet.nn.LocalResponseNorm        : {a * 1000:8.1f} ms")
+    print(f"  alexnet.ops.nn.LocalResponseNorm        : {a * 1000:8.1f} ms")
     print(f"  speed-up: {b / a:.2f}x")
 
 

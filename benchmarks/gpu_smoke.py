@@ -16,7 +16,7 @@ import torch
 from alexnet.data import batch_augment
 from alexnet.data.stats import IMAGENET_STATS
 from alexnet.models import create_model
-from alexnet.nn import local_response_norm, local_response_norm_reference
+from alexnet.ops.nn import local_response_norm, local_response_norm_reference
 
 FAILED = []
 

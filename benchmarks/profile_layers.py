@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from alexnet.bench import _build
+from alexnet.outputs.bench import _build
 from alexnet.runtime import autocast, prepare_model
 
 

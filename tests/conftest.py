@@ -77,7 +77,7 @@ NARROW = 0.125
 def tiny_train_config(data: Path, out: Path, **overrides):
     """A TrainConfig for short CPU runs on tiny data (batch 4, fp32, no workers, quiet) of
     the paper's network at width NARROW."""
-    from alexnet.config import TrainConfig
+    from alexnet.engine.config import TrainConfig
 
     base = dict(
         data=str(data),

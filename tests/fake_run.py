@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 import alexnet
-from alexnet.checkpoint import CHECKPOINT_VERSION, save_checkpoint
+from alexnet.engine.checkpoint import CHECKPOINT_VERSION, save_checkpoint
 
 EPOCHS = [
     {
@@ -63,7 +63,7 @@ def make_fake_run(
     run: Path, data: Path, classes: list[str], *, model_name: str = "alexnet"
 ) -> Path:
     """A run directory with every file the training issue specifies (random weights)."""
-    from alexnet.viz import plot_curves
+    from alexnet.outputs.viz import plot_curves
 
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.yaml").write_text(

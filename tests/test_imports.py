@@ -1,86 +1,56 @@
-"""The package's module-level imports form no cycle (docs/architecture.md: data flows one
-way, the CLI on top). Imports inside functions and under ``TYPE_CHECKING`` are excluded:
-they run after both modules exist; so is a submodule's import of its own package, which
-Python has always begun importing first."""
+"""The package's layers hold (pyproject.toml [tool.importlinter], docs/architecture.md): no
+module imports from a layer above its own, type-only imports included, and no two
+modules of one folder import each other, checked by import-linter (``lint-imports``)."""
 
 from __future__ import annotations
 
-import ast
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LINT = Path(sys.executable).with_name("lint-imports")
+
+pytestmark = pytest.mark.skipif(not LINT.exists(), reason="import-linter is not installed")
 
 
-def _modules() -> dict[str, Path]:
-    out = {}
-    for path in (SRC / "alexnet").rglob("*.py"):
-        parts = list(path.relative_to(SRC).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        out[".".join(parts)] = path
-    return out
+def _lint(cwd: Path, env_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(LINT), "--no-cache"],
+        cwd=cwd,
+        env={"PYTHONPATH": str(env_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-def _top_level_imports(node: ast.AST):
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, (ast.Import, ast.ImportFrom)):
-            yield child
-        elif isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-            continue
-        elif isinstance(child, (ast.If, ast.Try, ast.With)):
-            yield from _top_level_imports(child)
+def test_the_layers_and_folders_have_no_upward_import_and_no_cycle():
+    r = _lint(REPO, REPO / "src")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "2 kept, 0 broken" in r.stdout
 
 
-def import_graph() -> dict[str, set[str]]:
-    modules = _modules()
-    graph = {}
-    for name, path in modules.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        deps = set()
-        for node in _top_level_imports(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            else:
-                base = node.module or ""
-                if node.level:
-                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    base = ".".join(up + ([base] if base else []))
-                sub = [f"{base}.{a.name}" for a in node.names]
-                targets = [t if t in modules else base for t in sub]
-            # a package is always initialising while its submodules import
-            deps |= {t for t in targets if t in modules and not (name + ".").startswith(t + ".")}
-        graph[name] = deps
-    return graph
+def test_the_contract_catches_an_upward_type_only_import(tmp_path):
+    """The same contract on a copy of the package with one ``TYPE_CHECKING`` import of the
+    CLI from a model: lint-imports fails and names it."""
+    import shutil
 
+    shutil.copytree(REPO / "src" / "alexnet", tmp_path / "src" / "alexnet")
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    paper = tmp_path / "src" / "alexnet" / "models" / "owt.py"
+    paper.write_text(
+        paper.read_text()
+        + textwrap.dedent("""
+            from typing import TYPE_CHECKING
 
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-
-    def visit(node: str, path: list[str]) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                return path[path.index(nxt) :] + [nxt]
-            if nxt not in state and (cycle := visit(nxt, path)):
-                return cycle
-        path.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (cycle := visit(node, [])):
-            return cycle
-    return None
-
-
-def test_the_finder_sees_a_cycle():
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert find_cycle({"a": {"b"}, "b": set()}) is None
-
-
-def test_no_import_cycles():
-    graph = import_graph()
-    assert "alexnet.checkpoint" in graph and graph["alexnet.train"]  # the graph is real
-    cycle = find_cycle(graph)
-    assert cycle is None, " -> ".join(cycle)
+            if TYPE_CHECKING:
+                from alexnet.cli import main  # noqa: F401
+            """)
+    )
+    r = _lint(tmp_path, tmp_path / "src")
+    assert r.returncode == 1
+    assert "alexnet.models.owt -> alexnet.cli" in r.stdout

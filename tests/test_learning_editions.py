@@ -27,7 +27,7 @@ def test_alexnet_complete_reexports_public_api():
 
 def test_template_has_the_paper_parameter_count_and_matches_lrn():
     import alexnet_template
-    from alexnet.nn import local_response_norm_reference
+    from alexnet.ops.nn import local_response_norm_reference
 
     assert sum(p.numel() for p in alexnet_template.AlexNet(1000).parameters()) == 60_965_224
     x = torch.randn(2, 12, 4, 4, dtype=torch.float64) * 20

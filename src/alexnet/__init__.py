@@ -2,10 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .features import features
-from .loading import load, transform
 from .models import AlexNet, AlexNetConfig, AlexNetOWT, create_model, list_models, model_info
-from .nn import Dropout, LocalResponseNorm
+from .ops.nn import Dropout, LocalResponseNorm
+from .tasks.features import features
+from .tasks.loading import load, transform
 
 try:
     __version__ = version("alexnet")

@@ -129,7 +129,7 @@ def test_report_command(demo, tmp_path, capsys):
 
 
 def test_checkpoint_without_class_names_takes_the_datas(demo, tmp_path, capsys):
-    from alexnet.checkpoint import load_checkpoint, save_checkpoint
+    from alexnet.engine.checkpoint import load_checkpoint, save_checkpoint
 
     data, _, owt, *_ = demo
     state = load_checkpoint(owt)

@@ -11,7 +11,7 @@ import yaml
 
 from alexnet.cli import build_parser, main
 from alexnet.cli.settings import field_docs
-from alexnet.config import TrainConfig
+from alexnet.engine.config import TrainConfig
 from alexnet.models import list_models, model_info
 
 
@@ -110,7 +110,7 @@ def test_a_config_file_with_bad_values_is_reported_at_once(tmp_path, capsys):
 def test_presets_resolve_and_validate(capsys):
     for preset in ("paper", "caffe", "owt", "demo", "finetune"):
         if preset == "finetune":
-            continue  # needs --init-from (tests/train/test_finetune.py)
+            continue  # needs --init-from (tests/engine/test_finetune.py)
         cfg = _print_config(capsys, "--preset", preset, "--data", "demo")
         assert cfg["model"] in list_models()
     caffe = _print_config(capsys, "--preset", "caffe", "--data", "demo")
@@ -122,7 +122,7 @@ def test_presets_resolve_and_validate(capsys):
 def _nullable_settings() -> list[str]:
     import typing
 
-    from alexnet.config import setting_types
+    from alexnet.engine.config import setting_types
 
     return [k for k, t in setting_types().items() if type(None) in typing.get_args(t)]
 

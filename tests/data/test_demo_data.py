@@ -153,7 +153,7 @@ def test_a_small_convnet_learns_the_textures():
     ],
 )
 def test_bad_demo_options_are_refused_before_anything_runs(options, message, tmp_path):
-    from alexnet.config import TrainConfig
+    from alexnet.engine.config import TrainConfig
 
     with pytest.raises(UserError, match=f"--demo: {message}"):
         TrainConfig(demo=options, out=str(tmp_path / "run")).validate()

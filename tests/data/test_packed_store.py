@@ -166,11 +166,11 @@ def test_warp_store_and_the_resize_mode_check(tmp_path):
     that resizes otherwise refuses the store with the command that repacks it."""
     from PIL import Image
 
-    from alexnet.config import TrainConfig
     from alexnet.data import prepare_store
-    from alexnet.distributed import DistInfo
+    from alexnet.engine.config import TrainConfig
+    from alexnet.engine.distributed import DistInfo
+    from alexnet.engine.setup import build_data
     from alexnet.errors import UserError
-    from alexnet.trainsetup import build_data
 
     root = tmp_path / "src"
     for split in ("train", "val"):

@@ -170,7 +170,7 @@ def test_imported_torchvision_weights_see_torchvision_preprocessing(tmp_path):
     from torchvision.models import AlexNet_Weights
 
     from alexnet.data.transforms import transform_from_preprocessing
-    from alexnet.export.torchvision_weights import torchvision_preprocessing
+    from alexnet.outputs.export.torchvision_weights import torchvision_preprocessing
 
     theirs = AlexNet_Weights.IMAGENET1K_V1.transforms()
     ours = transform_from_preprocessing(torchvision_preprocessing())
@@ -184,7 +184,7 @@ def test_torchvision_preprocessing_on_real_photos(cifar10_tarball, monkeypatch, 
 
     from alexnet.data.sources import _tree_root, extract_archive
     from alexnet.data.transforms import transform_from_preprocessing
-    from alexnet.export.torchvision_weights import torchvision_preprocessing
+    from alexnet.outputs.export.torchvision_weights import torchvision_preprocessing
 
     root = _tree_root(extract_archive(cifar10_tarball))
     theirs = AlexNet_Weights.IMAGENET1K_V1.transforms()

@@ -17,9 +17,9 @@ import sys
 
 import torch
 
-import alexnet.train
-from alexnet.callbacks import Callback
+import alexnet.engine.train
 from alexnet.cli import main
+from alexnet.engine.callbacks import Callback
 
 
 class Fault(Callback):
@@ -46,7 +46,7 @@ class Fault(Callback):
 
 def _signal_during_validation(fault: Fault):
     """The loop's evaluate, sending the signal as the process's first validation starts."""
-    evaluate = alexnet.train.evaluate
+    evaluate = alexnet.engine.train.evaluate
     calls = {"n": 0}
 
     def wrapped(*args, **kwargs):
@@ -63,6 +63,6 @@ if __name__ == "__main__":
     assert sep == "--", "usage: fault_runner.py SPEC -- ARGS"
     fault = Fault(spec)
     if fault.kind == "validation":
-        alexnet.train.evaluate = _signal_during_validation(fault)
-    alexnet.train.INSTALLED_CALLBACKS.append(fault)
+        alexnet.engine.train.evaluate = _signal_during_validation(fault)
+    alexnet.engine.train.INSTALLED_CALLBACKS.append(fault)
     sys.exit(main(argv))

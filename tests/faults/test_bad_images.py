@@ -166,7 +166,7 @@ def fake_gs_path(tmp_path: Path) -> tuple[dict, Path]:
 
 
 def test_postscript_named_jpg_never_starts_ghostscript(tmp_path, run_cli, one_line_error):
-    from alexnet.checkpoint import save_checkpoint
+    from alexnet.engine.checkpoint import save_checkpoint
     from alexnet.models import create_model
 
     env, marker = fake_gs_path(tmp_path)

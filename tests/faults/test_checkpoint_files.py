@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from alexnet.checkpoint import save_checkpoint
+from alexnet.engine.checkpoint import save_checkpoint
 from alexnet.models import create_model
 
 NARROW = {"init": "kaiming", "width": 0.125}

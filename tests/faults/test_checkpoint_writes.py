@@ -12,13 +12,13 @@ import time
 import pytest
 import torch
 
-from alexnet.checkpoint import load_checkpoint, save_checkpoint
+from alexnet.engine.checkpoint import load_checkpoint, save_checkpoint
+from alexnet.engine.rundir import resume_point
 from alexnet.errors import UserError
-from alexnet.rundir import resume_point
 
 WRITER = textwrap.dedent("""
     import sys, torch
-    from alexnet.checkpoint import save_checkpoint
+    from alexnet.engine.checkpoint import save_checkpoint
     path, i = sys.argv[1], 0
     big = torch.randn(24_000_000)  # ~96 MB: each write takes a while
     while True:

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from alexnet.checkpoint import load_checkpoint
+from alexnet.engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

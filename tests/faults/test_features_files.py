@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from alexnet.checkpoint import save_checkpoint, weights_checkpoint
+from alexnet.engine.checkpoint import save_checkpoint, weights_checkpoint
 from alexnet.models import create_model
 
 NARROW = {"init": "kaiming", "width": 0.125}

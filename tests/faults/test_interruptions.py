@@ -10,7 +10,7 @@ import signal
 import pytest
 import torch
 
-from alexnet.checkpoint import load_checkpoint
+from alexnet.engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

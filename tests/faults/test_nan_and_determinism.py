@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alexnet.checkpoint import load_checkpoint
+from alexnet.engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

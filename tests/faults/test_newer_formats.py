@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from alexnet.checkpoint import CHECKPOINT_VERSION, save_checkpoint, weights_checkpoint
+from alexnet.engine.checkpoint import CHECKPOINT_VERSION, save_checkpoint, weights_checkpoint
 from alexnet.models import create_model
 
 CLASSES = ["circle", "square", "stripes"]  # tiny_data's
@@ -71,9 +71,9 @@ def test_newer_checkpoint_format_is_refused(
 
 
 def test_newer_sidecar_format_is_refused(run_cli, one_line_error, good, image, tiny_data, tmp_path):
-    from alexnet.checkpoint import load_checkpoint, model_from_state
-    from alexnet.export import export_safetensors
-    from alexnet.export._common import SIDECAR_VERSION
+    from alexnet.engine.checkpoint import load_checkpoint, model_from_state
+    from alexnet.outputs.export import export_safetensors
+    from alexnet.outputs.export._common import SIDECAR_VERSION
 
     weights, side = export_safetensors(
         model_from_state(load_checkpoint(good)), tmp_path / "m.safetensors"

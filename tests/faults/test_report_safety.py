@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from alexnet.report import build_report, enclosing_run, save_report, write_report
+from alexnet.outputs.report import build_report, enclosing_run, save_report, write_report
 
 TESTS = Path(__file__).resolve().parents[1]
 RECORD = {"train_loss": 2.0, "val_loss": 2.1, "val_top1_error": 0.6, "val_top5_error": 0.2}

@@ -12,10 +12,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alexnet.checkpoint import load_checkpoint, save_checkpoint, weights_checkpoint
+from alexnet.engine.checkpoint import load_checkpoint, save_checkpoint, weights_checkpoint
+from alexnet.engine.rundir import holds_run, resume_point
 from alexnet.errors import UserError
 from alexnet.models import create_model
-from alexnet.rundir import holds_run, resume_point
 
 from .conftest import SMALL_MODEL
 

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from alexnet.checkpoint import load_checkpoint
+from alexnet.engine.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from alexnet.checkpoint import save_checkpoint, weights_checkpoint
+from alexnet.engine.checkpoint import save_checkpoint, weights_checkpoint
 from alexnet.models import create_model
 
 CLASSES = ["circle", "square", "stripes"]  # tiny_data's
@@ -107,7 +107,7 @@ def test_wrong_checkpoint_field_is_one_line_naming_it(
 def test_resize_20000_is_refused_before_any_image_is_resized(state, image, tmp_path):
     """The 10 GB case: refused while loading, with the bounds in the message."""
     from alexnet.errors import UserError
-    from alexnet.loading import load_model
+    from alexnet.tasks.loading import load_model
 
     ck = _mutated(state, tmp_path / "big.pt", lambda st: st["preprocessing"].update(resize=20000))
     with pytest.raises(UserError, match=r"preprocessing.resize is 20000; .* 227 and 4 x 227 = 908"):
@@ -125,8 +125,8 @@ SIDECAR_MUTATIONS = {
 
 @pytest.fixture(scope="module")
 def exported(state, tmp_path_factory) -> Path:
-    from alexnet.checkpoint import model_from_state
-    from alexnet.export import export_safetensors
+    from alexnet.engine.checkpoint import model_from_state
+    from alexnet.outputs.export import export_safetensors
 
     d = tmp_path_factory.mktemp("st")
     weights, _ = export_safetensors(model_from_state(state), d / "m.safetensors")

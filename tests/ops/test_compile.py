@@ -14,10 +14,9 @@ from functorch.compile import make_boxed_func
 from torch._dynamo.backends.common import aot_autograd
 from torch.fx import GraphModule
 
-from alexnet import _kernels
-from alexnet.fused import ReLULRNPool
+from alexnet.ops import _loader as _kernels
 from alexnet.models import create_model
-from alexnet.nn import LocalResponseNorm
+from alexnet.ops.nn import LocalResponseNorm, ReLULRNPool
 
 needs_kernel = pytest.mark.skipif(
     _kernels.lrn_library() is None, reason="no C compiler: the three layers run"

@@ -82,7 +82,7 @@ def test_bad_inputs_fail_in_the_fake_implementation_too():
 
 
 def test_implementation_per_device_and_dtype(monkeypatch):
-    from alexnet import _kernels
+    from alexnet.ops import _loader as _kernels
 
     kernel = "c" if _kernels.lrn_library() is not None else "torch"
     assert implementation(torch.empty(1, dtype=torch.float32)) == kernel

@@ -210,15 +210,14 @@ def test_relu_lrn_pool_nan_like_the_c_kernel():
 def triton_ops(monkeypatch):
     """The custom ops and the modules choose "triton" for this test's tensors (CPU tensors
     in the interpreter without a GPU), and count the kernel launches."""
-    import alexnet.fused
-    import alexnet.nn
     import alexnet.ops.fused
     import alexnet.ops.lrn
+    import alexnet.ops.nn
 
     def choose(x):
         return "triton" if x.dtype in tk.DTYPES else select.implementation(x)
 
-    for mod in (alexnet.ops.lrn, alexnet.ops.fused, alexnet.nn, alexnet.fused):
+    for mod in (alexnet.ops.lrn, alexnet.ops.fused, alexnet.ops.nn, alexnet.ops.nn):
         monkeypatch.setattr(mod, "implementation", choose)
     calls: dict[str, int] = {}
     for name in ("lrn_forward", "lrn_backward", "relu_lrn_pool_forward", "relu_lrn_pool_backward"):
@@ -233,8 +232,7 @@ def triton_ops(monkeypatch):
 
 
 def _tail(groups=2):
-    from alexnet.fused import ReLULRNPool
-    from alexnet.nn import LocalResponseNorm
+    from alexnet.ops.nn import LocalResponseNorm, ReLULRNPool
 
     lrn = LocalResponseNorm(5, 1e-3, 0.75, 2.0, groups=groups)
     return ReLULRNPool(torch.nn.ReLU(), lrn, torch.nn.MaxPool2d(3, 2))
@@ -284,7 +282,7 @@ def test_compiled_tail_is_one_graph_around_the_op(triton_ops):
 
 
 def test_exported_program_calls_the_op(triton_ops):
-    from alexnet.nn import LocalResponseNorm
+    from alexnet.ops.nn import LocalResponseNorm
 
     model = torch.nn.Sequential(LocalResponseNorm(3, 1e-3, 0.75, 2.0, groups=2), _tail())
     x = _input((1, 2 * 3, 7, 7), torch.float32, False)
@@ -328,7 +326,7 @@ def test_cuda_tensors_compile_and_export_to_the_ops(monkeypatch):
     torch.export too. ALEXNET_LRN_KERNEL=torch gives the formula back."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    from alexnet.nn import LocalResponseNorm
+    from alexnet.ops.nn import LocalResponseNorm
 
     monkeypatch.setattr(select, "TRITON_FOUND", True)
     model = torch.nn.Sequential(LocalResponseNorm(5, 1e-3, 0.75, 2.0, groups=2), _tail())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from alexnet.config import literal_choices, setting_types
+from alexnet.engine.config import literal_choices, setting_types
 
 NAME = "bench"
 HELP = "throughput table: train/infer, fp32/bf16, NCHW/channels_last, eager/compile"
@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from alexnet.bench import format_table, run_bench
+    from alexnet.outputs.bench import format_table, run_bench
     from alexnet.runtime import resolve_device
 
     if args.threads:
@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
         return 0
-    from alexnet._kernels import kernel_status
     from alexnet.machine import describe
+    from alexnet.ops._loader import kernel_status
 
     print(f"alexnet bench: batch {args.batch_size}, torch {torch.__version__}")
     print(f"device: {describe(device)}")
@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _store_feeding(args: argparse.Namespace, device) -> int:
-    from alexnet.bench import store_feeding
     from alexnet.models import DEFAULT_MODEL
+    from alexnet.outputs.bench import store_feeding
 
     models = _csv(args.models)
     r = store_feeding(

@@ -15,7 +15,7 @@ HELP = "top-1/top-5 error of checkpoints (ensembles, 10-crop)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from alexnet.inference import add_weights_argument
+    from alexnet.tasks.inference import add_weights_argument
 
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint(s) to average")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset (as for train --data)")
@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.distributed import shutdown
+    from alexnet.engine.distributed import shutdown
 
     try:
         return _run(args)
@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from alexnet.distributed import init_distributed
-    from alexnet.evaluate import evaluate_checkpoints
+    from alexnet.engine.distributed import init_distributed
+    from alexnet.tasks.evaluate import evaluate_checkpoints
 
     want_cm = bool(args.per_class or args.confusion)
     res = evaluate_checkpoints(
@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  top-5 error {res.top5_error:.4f} ({res.top5_error:.2%})")
     print(f"  loss        {res.loss:.4f}")
     if args.per_class and res.per_class_accuracy is not None:
-        from alexnet.loading import load_model
+        from alexnet.tasks.loading import load_model
 
         classes = load_model(args.checkpoints[0], weights=args.weights).classes
         for c, a in zip(classes, res.per_class_accuracy, strict=True):

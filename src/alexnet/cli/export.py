@@ -17,7 +17,7 @@ _SUFFIX = {"onnx": ".onnx", "safetensors": ".safetensors", "pt2": ".pt2"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from alexnet.inference import add_weights_argument
+    from alexnet.tasks.inference import add_weights_argument
 
     p.add_argument("checkpoint", metavar="CKPT", help="a .pt checkpoint or a .safetensors file")
     p.add_argument("--format", required=True, choices=sorted(_SUFFIX), help="output format")
@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from alexnet.errors import UserError
-    from alexnet.export import export_onnx, export_pt2, export_safetensors
-    from alexnet.export.programs import DEFAULT_OPSET
-    from alexnet.loading import load_model
+    from alexnet.outputs.export import export_onnx, export_pt2, export_safetensors
+    from alexnet.outputs.export.programs import DEFAULT_OPSET
+    from alexnet.tasks.loading import load_model
 
     out = Path(args.out)
     if out.suffix != _SUFFIX[args.format]:

@@ -18,8 +18,8 @@ HELP = "write pool5/fc6/fc7 features of every image of a split to an .npz"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from alexnet.features import LAYERS
-    from alexnet.inference import add_weights_argument
+    from alexnet.tasks.features import LAYERS
+    from alexnet.tasks.inference import add_weights_argument
 
     p.add_argument("file", metavar="FILE", help="weights: checkpoint (.pt) or .safetensors")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset (as for train --data)")
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.features import extract_features
+    from alexnet.tasks.features import extract_features
 
     res = extract_features(
         args.file,

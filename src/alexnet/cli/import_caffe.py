@@ -38,8 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.export import import_caffe
-    from alexnet.export.caffe_weights import read_class_names
+    from alexnet.outputs.export import import_caffe
+    from alexnet.outputs.export.caffe_weights import read_class_names
 
     classes = read_class_names(args.classes) if args.classes else None
     out = import_caffe(args.file, args.out, mean=args.mean, classes=classes)

@@ -26,8 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.export import import_torchvision
-    from alexnet.export.caffe_weights import read_class_names
+    from alexnet.outputs.export import import_torchvision
+    from alexnet.outputs.export.caffe_weights import read_class_names
 
     classes = read_class_names(args.classes) if args.classes else None
     out = import_torchvision(args.file, args.out, classes=classes)

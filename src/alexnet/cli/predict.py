@@ -15,7 +15,7 @@ HELP = "top-k classes with probabilities for image files"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from alexnet.inference import add_weights_argument
+    from alexnet.tasks.inference import add_weights_argument
 
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.pt) or .safetensors")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.inference import load_for_inference, weights_line
-    from alexnet.predict import predict_files
+    from alexnet.tasks.inference import load_for_inference, weights_line
+    from alexnet.tasks.predict import predict_files
 
     setup = load_for_inference(
         [args.checkpoint],

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from alexnet.errors import UserError
-    from alexnet.report import build_report, holding_run_of, save_report
+    from alexnet.outputs.report import build_report, holding_run_of, save_report
 
     if args.max_images < 1 or args.samples < 1:
         raise UserError("--max-images and --samples must be >= 1", exit_code=2)

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from alexnet.config import NONE_WORDS, TrainConfig, literal_choices, setting_types
+from alexnet.engine.config import NONE_WORDS, TrainConfig, literal_choices, setting_types
 
 __all__ = ["add_model_options", "add_settings", "model_options_from_args", "settings_from_args"]
 

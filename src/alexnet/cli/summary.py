@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from alexnet.errors import UserError
     from alexnet.models import create_model, input_size_for, list_models, model_info
-    from alexnet.summary import format_summary, summarize
+    from alexnet.outputs.summary import format_summary, summarize
 
     if args.list:
         for name in list_models():

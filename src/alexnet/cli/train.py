@@ -76,11 +76,11 @@ def _resume_config(args: argparse.Namespace, over: dict, model_kw: dict):
     """(the checkpoint's configuration with the overridable flags applied, its state), or
     (None, None) for --resume auto in a directory that holds no run (or, with --overwrite,
     nothing resumable); a run with nothing resumable is refused (``resume_point``)."""
-    from alexnet.checkpoint import load_checkpoint
-    from alexnet.config import config_from_dict
+    from alexnet.engine.checkpoint import load_checkpoint
+    from alexnet.engine.config import config_from_dict
+    from alexnet.engine.rundir import resume_point
     from alexnet.errors import UserError
     from alexnet.models import model_info
-    from alexnet.rundir import resume_point
 
     path = args.resume
     if path == "auto":
@@ -111,7 +111,7 @@ def _init_from_model(cfg, given: dict) -> None:
     """With --init-from and no --model given, train the file's model with its options."""
     if cfg.init_from is None or "model" in given:
         return
-    from alexnet.loading import read_state
+    from alexnet.tasks.loading import read_state
 
     state = read_state(cfg.init_from, mmap=True)
     cfg.model = state["model_name"]
@@ -121,7 +121,7 @@ def _init_from_model(cfg, given: dict) -> None:
 def build_config(args: argparse.Namespace):
     """-> (TrainConfig, resume: None | "auto" | checkpoint dict)."""
     from alexnet.cli.settings import model_options_from_args, settings_from_args
-    from alexnet.config import resolve_config
+    from alexnet.engine.config import resolve_config
 
     over = settings_from_args(args)
     model_kw = model_options_from_args(args)
@@ -140,14 +140,14 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.config import config_yaml
+    from alexnet.engine.config import config_yaml
 
     cfg, resume = build_config(args)
     if args.print_config:
         cfg.validate()
         sys.stdout.write(config_yaml(cfg))
         return 0
-    from alexnet.runner import run_training
+    from alexnet.outputs.runner import run_training
 
     run_training(
         cfg, resume=resume, overwrite=args.overwrite, allow_data_change=args.allow_data_change

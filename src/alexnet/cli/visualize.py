@@ -77,9 +77,9 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
 
 
 def _filters(args: argparse.Namespace) -> int:
-    from alexnet.loading import load_model
-    from alexnet.viz import conv1_towers, plot_filters
-    from alexnet.viz.kernels import RANDOM_CHROMA
+    from alexnet.outputs.viz import conv1_towers, plot_filters
+    from alexnet.outputs.viz.kernels import RANDOM_CHROMA
+    from alexnet.tasks.loading import load_model
 
     loaded = load_model(args.checkpoint)
     towers = conv1_towers(loaded.model)
@@ -101,14 +101,14 @@ def _filters(args: argparse.Namespace) -> int:
 
 
 def _setup(args: argparse.Namespace):
-    from alexnet.inference import load_for_inference
+    from alexnet.tasks.inference import load_for_inference
 
     _positive(args, "batch_size")
     return load_for_inference([args.checkpoint], device=args.device, amp=args.amp)
 
 
 def _predictions(args: argparse.Namespace) -> int:
-    from alexnet.viz.probes import sample_predictions
+    from alexnet.outputs.viz.probes import sample_predictions
 
     _positive(args, "count")
     setup = _setup(args)
@@ -129,7 +129,7 @@ def _predictions(args: argparse.Namespace) -> int:
 
 
 def _neighbors(args: argparse.Namespace) -> int:
-    from alexnet.viz.probes import nearest_training_images
+    from alexnet.outputs.viz.probes import nearest_training_images
 
     _positive(args, "queries", "k")
     if args.max_train < 0:
@@ -158,7 +158,7 @@ def _neighbors(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alexnet.report import holding_run_of
+    from alexnet.outputs.report import holding_run_of
 
     draw = {"filters": _filters, "predictions": _predictions, "neighbors": _neighbors}
     with holding_run_of(args.out, "visualize"):  # --out RUN/plots/x.png: wait for its training

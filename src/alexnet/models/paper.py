@@ -26,7 +26,7 @@ only over its own tower's maps (each GPU normalised the maps it held; Caffe's
 one-GPU bvlc_alexnet instead lets the 5-map window cross the boundary between
 map 47 and 48); conv3, fc6, fc7 and fc8 see both towers, which is where the
 paper's GPUs exchanged activations.
-``tower_slices(model)`` returns these channel ranges; ``alexnet.parallel`` uses
+``tower_slices(model)`` returns these channel ranges; ``alexnet.engine.parallel`` uses
 them to put the towers on two devices.
 
 Parameters at 1000 classes: 60,965,224 (the paper says "60 million").
@@ -59,8 +59,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from alexnet.fused import ReLULRNPool
-from alexnet.nn import Dropout, LocalResponseNorm
+from alexnet.ops.nn import Dropout, LocalResponseNorm, ReLULRNPool
 
 from ._registry import register_model
 
@@ -138,7 +137,7 @@ def scaled(channels: int, width: float) -> int:
 def _conv_block(name: str, conv: nn.Conv2d, cfg: AlexNetConfig, lrn: bool):
     """conv -> [BN] -> ReLU -> [LRN] -> [pool]: the paper applies LRN after the ReLU (§3.3)
     and pools after it (§3.4), one ``ReLULRNPool`` module ``tail{i}`` (children ``relu``,
-    ``lrn``, ``pool``: one custom op on the CPU, ``alexnet.fused``); CaffeNet pools first."""
+    ``lrn``, ``pool``: one custom op on the CPU, ``alexnet.ops.nn``); CaffeNet pools first."""
     idx = name[-1]
     layers = [(name, conv)]
     if cfg.norm == "bn":

@@ -10,7 +10,7 @@ Each has a fake implementation and its backward registered as autograd, so eager
 ``torch.compile`` and ``torch.export`` call the same op on the CPU (modules ``lrn`` and
 ``fused``). ``select.implementation`` picks, per device and dtype, what runs: the C
 kernels, chunked PyTorch ops (``chunked``), or on CUDA under ``torch.compile`` the plain
-formula of ``formula``, which inductor fuses. ``alexnet.export.onnx_ops`` translates the
+formula of ``formula``, which inductor fuses. ``alexnet.outputs.export.onnx_ops`` translates the
 ops to ONNX.
 """
 

@@ -1,4 +1,4 @@
-"""Calls into the C library of ``alexnet._kernels`` (``csrc/lrn.c``, ``csrc/lrn_pool.c``)
+"""Calls into the C library of ``alexnet.ops._loader`` (``csrc/lrn.c``, ``csrc/lrn_pool.c``)
 on a tensor's data: dims and strides as the kernels expect them, and the error check."""
 
 from __future__ import annotations

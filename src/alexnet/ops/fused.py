@@ -5,7 +5,7 @@ conv2's tail, ReLU -> LRN -> max-pool 3/2 (§3.3, §3.4), as one custom operator
         = max_pool2d(lrn(relu(z), size=5, alpha, beta=0.75, k, groups), 3, stride=2)
 
 The paper's n = 5 and beta = 0.75 are built in (``csrc/lrn_pool.c`` is compiled for
-those only; other constants run the three layers, ``alexnet.fused.ReLULRNPool``).
+those only; other constants run the three layers, ``alexnet.ops.nn.ReLULRNPool``).
 z: (N, C, H, W) with H, W >= 3, contiguous or channels_last; the output
 (N, C, (H-3)//2+1, (W-3)//2+1) has z's dtype and memory format. On the CPU in float32
 and bf16 the C kernel reads z once and writes only the pooled output; its backward
@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from alexnet._kernels import lrn_library
+from alexnet.ops._loader import lrn_library
 
 from ._kernel import ANY_LAYOUT, call, dense, memory_format, pool_dims
 from .lrn import check_input, forward_into

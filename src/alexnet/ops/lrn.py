@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from alexnet._kernels import lrn_library
+from alexnet.ops._loader import lrn_library
 
 from ._kernel import ANY_LAYOUT, call, dense, lrn_dims, memory_format
 from .chunked import lrn_backward_chunked, lrn_forward_chunked

@@ -35,7 +35,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-from alexnet._kernels import lrn_library
+from alexnet.ops._loader import lrn_library
 
 from ._kernel import KERNEL_DTYPES
 
@@ -47,7 +47,7 @@ _triton: dict[str, object] = {}  # "module" (alexnet.ops.triton or None), "error
 
 
 def kernel_available() -> bool:
-    """True when the C library is built and loaded. ``alexnet.nn.LocalResponseNorm``
+    """True when the C library is built and loaded. ``alexnet.ops.nn.LocalResponseNorm``
     calls it when constructed, so ``torch.compile`` traces a dictionary lookup here, never
     the build (``torch.compiler.assume_constant_result`` would do it too, at the price of
     importing ``torch._dynamo``, 1.2 s, in every process that imports alexnet)."""

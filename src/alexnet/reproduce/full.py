@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from alexnet.callbacks import Callback
+from alexnet.engine.callbacks import Callback
 from alexnet.errors import UserError
 
 TEST_BATCH = 500  # test images per batch (10-crop: 50 images, 500 crops)
@@ -115,7 +115,7 @@ class PlateauStop(Callback):
 
 def train_config(cfg: FullConfig, data: str | None, out: Path):
     """The run's TrainConfig: ``--preset paper``, then ``cfg.config``, then the command's."""
-    from alexnet.config import resolve_config
+    from alexnet.engine.config import resolve_config
 
     overrides = dict(cfg.overrides)
     model_kwargs = {**overrides.pop("model_kwargs", {}), "init": cfg.init}
@@ -151,8 +151,8 @@ def train_config(cfg: FullConfig, data: str | None, out: Path):
 def run_full(cfg: FullConfig, log: Callable[[str], None] = print) -> dict:
     """Store, train to the third division's plateau, test; returns what result.json holds."""
     from alexnet.data.store import read_meta
+    from alexnet.engine.train import train
     from alexnet.reproduce.full_report import format_full_result, write_result
-    from alexnet.train import train
 
     t0 = time.time()
     out = Path(cfg.out)
@@ -261,8 +261,8 @@ def schedule_result(records: list[dict], stop: PlateauStop, max_decays: int) -> 
 def test_result(cfg: FullConfig, run_cfg, checkpoint: Path, store: Path) -> dict:
     """Centre-crop and 10-crop top-1/top-5 errors of the final weights on the test split,
     with the test images/s of each."""
-    from alexnet.evaluate import evaluate_checkpoints
-    from alexnet.trainsetup import default_workers
+    from alexnet.engine.setup import default_workers
+    from alexnet.tasks.evaluate import evaluate_checkpoints
 
     workers = cfg.workers if cfg.workers is not None else default_workers()
     out = {}

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from alexnet.data import build_dataset, eval_transform, materialize, resolve_stats
 from alexnet.models import create_model
-from alexnet.nn import LocalResponseNorm, local_response_norm
+from alexnet.ops.nn import LocalResponseNorm, local_response_norm
 
 
 def _window_sums(a: torch.Tensor, size: int, towers: int) -> torch.Tensor:

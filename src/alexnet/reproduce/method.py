@@ -115,8 +115,8 @@ def make_subset(
 
 
 def _train_one(data: Path, out: Path, cfg: MethodConfig, seed: int, init: str) -> dict:
-    from alexnet.config import resolve_config
-    from alexnet.train import train
+    from alexnet.engine.config import resolve_config
+    from alexnet.engine.train import train
 
     overrides = dict(cfg.overrides)
     model_kwargs = {**overrides.pop("model_kwargs", {}), "init": init}
@@ -147,7 +147,7 @@ def stalled(run: dict) -> bool:
 
 
 def _evaluate(checkpoints: list[Path], data: Path, ten_crop: bool) -> float:
-    from alexnet.evaluate import evaluate_checkpoints
+    from alexnet.tasks.evaluate import evaluate_checkpoints
 
     res = evaluate_checkpoints([str(c) for c in checkpoints], str(data), ten_crop=ten_crop)
     return res.top1_error

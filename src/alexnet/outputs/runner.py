@@ -1,0 +1,48 @@
+"""A training run with everything a user sees: ``run_training(cfg)`` is
+``alexnet.engine.train.train`` with the standard callbacks (progress bars, the curves
+plot, TensorBoard where installed, the run report), so the engine itself imports no
+figure or report code."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from alexnet.engine.callbacks import Callback, ProgressBar, tensorboard_or_none
+from alexnet.engine.config import TrainConfig
+
+
+def standard_callbacks(cfg: TrainConfig) -> list[Callback]:
+    """Progress bars (unless ``quiet``), ``plots/curves.png``, ``tb/`` event files when the
+    ``tensorboard`` package is installed, and ``report.html`` at the end."""
+    from alexnet.outputs.report import ReportCallback
+    from alexnet.outputs.viz.callbacks import CurvesPlot
+
+    callbacks: list[Callback] = [] if cfg.quiet else [ProgressBar()]
+    callbacks.append(CurvesPlot())
+    tb = tensorboard_or_none(Path(cfg.out) / "tb")
+    if tb is not None:
+        callbacks.append(tb)
+    callbacks.append(ReportCallback())
+    return callbacks
+
+
+def run_training(
+    cfg: TrainConfig,
+    *,
+    resume: str | dict | None = None,
+    overwrite: bool = False,
+    callbacks: Sequence[Callback] = (),
+    allow_data_change: bool = False,
+) -> dict:
+    """``alexnet train``: run ``cfg`` with the standard callbacks (plus ``callbacks``);
+    returns the summary."""
+    from alexnet.engine.train import train
+
+    return train(
+        cfg,
+        resume=resume,
+        overwrite=overwrite,
+        callbacks=[*standard_callbacks(cfg), *callbacks],
+        allow_data_change=allow_data_change,
+    )

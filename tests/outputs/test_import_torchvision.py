@@ -1,0 +1,105 @@
+"""import-torchvision: torchvision's AlexNet state dict -> our alexnet_owt checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from alexnet.cli import main
+from alexnet.engine.checkpoint import load_checkpoint
+from alexnet.errors import UserError
+from alexnet.outputs.export import import_torchvision
+from alexnet.tasks.loading import load_model
+
+
+@pytest.fixture(scope="module")
+def tv_model():
+    torch.manual_seed(0)
+    return torchvision.models.alexnet(weights=None).eval()  # random weights, no download
+
+
+@pytest.fixture(scope="module")
+def tv_file(tv_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tv") / "alexnet-owt-random.pth"
+    torch.save(tv_model.state_dict(), path)
+    return path
+
+
+def test_imported_checkpoint_matches_torchvision(tv_model, tv_file, tmp_path):
+    out = import_torchvision(tv_file, tmp_path / "owt.pt")
+    state = load_checkpoint(out)
+    assert state["model_name"] == "alexnet_owt"
+    assert len(state["classes"]) == 1000 and state["classes"][0] == "tench"
+    pre = state["preprocessing"]
+    assert (pre["resize"], pre["input_size"], pre["normalize"]) == (256, 224, "channel")
+    assert pre["resize_mode"] == "shorter"
+    stats = pre["stats"]
+    assert stats["mean"] == [0.485, 0.456, 0.406] and stats["std"] == [0.229, 0.224, 0.225]
+    loaded = load_model(out, expect_model="alexnet_owt", expect_num_classes=1000)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(loaded.model.eval()(x), tv_model(x))
+
+
+def test_cli_with_own_class_names(tmp_path, capsys):
+    torch.manual_seed(1)
+    small = torchvision.models.alexnet(weights=None, num_classes=3)
+    src = tmp_path / "small.pth"
+    torch.save(small.state_dict(), src)
+    names = tmp_path / "classes.txt"
+    names.write_text("cat\ndog\nfox\n")
+    out = tmp_path / "small.pt"
+    assert main(["import-torchvision", str(src), "--out", str(out), "--classes", str(names)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert load_model(out).classes == ["cat", "dog", "fox"]
+
+
+def test_class_count_mismatch(tv_file, tmp_path):
+    with pytest.raises(UserError, match="3 class names given for a 1000-way"):
+        import_torchvision(tv_file, tmp_path / "x.pt", classes=["a", "b", "c"])
+
+
+def test_not_an_alexnet_state_dict(tmp_path, capsys):
+    bad = tmp_path / "resnet.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), bad)
+    assert main(["import-torchvision", str(bad), "--out", str(tmp_path / "x.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "is not torchvision's AlexNet state dict" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_wrong_shapes(tv_model, tmp_path):
+    sd = dict(tv_model.state_dict())
+    sd["features.0.weight"] = torch.zeros(64, 3, 7, 7)
+    bad = tmp_path / "bad.pth"
+    torch.save(sd, bad)
+    with pytest.raises(UserError, match="features.0.weight"):
+        import_torchvision(bad, tmp_path / "x.pt")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not a pickle at all", None],
+    ids=["empty", "garbage", "pickled-object"],
+)
+def test_unreadable_files(tmp_path, content):
+    bad = tmp_path / "bad.pth"
+    if content is None:  # a pickle that weights_only refuses (an arbitrary class instance)
+        torch.save({"x": torch.nn.Linear(2, 2)}, bad)
+    else:
+        bad.write_bytes(content)
+    with pytest.raises(UserError) as e:
+        import_torchvision(bad, tmp_path / "x.pt")
+    assert "\n" not in str(e.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        import_torchvision(tmp_path / "nope.pth", tmp_path / "x.pt")
+
+
+def test_refuses_our_own_checkpoint(tv_file, tmp_path):
+    ours = import_torchvision(tv_file, tmp_path / "owt.pt")
+    with pytest.raises(UserError, match="already an alexnet checkpoint"):
+        import_torchvision(ours, tmp_path / "again.pt")
