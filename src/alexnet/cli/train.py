@@ -12,7 +12,6 @@ Under torchrun every process runs this same command.
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 
@@ -92,8 +91,7 @@ def _resume_config(args: argparse.Namespace, over: dict, model_kw: dict):
     else:
         state = load_checkpoint(path, mmap=True)  # read once: train() gets this dict
     cfg = config_from_dict(state["config"], f"checkpoint {path}")
-    builder = inspect.signature(model_info(cfg.model).builder).parameters.values()
-    kept = {**{b.name: b.default for b in builder}, **(cfg.model_kwargs or {})}
+    kept = {**model_info(cfg.model).option_defaults, **(cfg.model_kwargs or {})}
     ignored = sorted(k for k in set(over) - RESUME_OVERRIDABLE if getattr(cfg, k, None) != over[k])
     ignored += sorted(k for k in model_kw if kept.get(k, object()) != model_kw[k])
     if ignored or args.preset or args.config:

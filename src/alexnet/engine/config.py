@@ -2,7 +2,7 @@
 
 Every field of :class:`TrainConfig` is a setting: it has a flag (``alexnet train --help``,
 generated from the field's type and docstring by ``alexnet.cli.settings``), a YAML key
-(presets in ``src/alexnet/configs/``, ``--config FILE``) and a line in the run's
+(presets in ``src/alexnet/engine/configs/``, ``--config FILE``) and a line in the run's
 ``config.yaml``. Resolution order (later wins): the defaults below (the paper's values),
 ``--preset``, ``--config FILE``, then the flags the user gave. ``validate()`` reports
 every invalid value in one message before any work starts. Model options

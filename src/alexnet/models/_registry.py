@@ -8,8 +8,10 @@ Code outside ``models/`` never compares a model's name: it asks :func:`model_inf
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from collections.abc import Callable, Mapping
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -19,6 +21,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "PAPER_LAYERS",
     "ModelInfo",
+    "Option",
     "create_model",
     "input_size_for",
     "list_models",
@@ -35,6 +38,17 @@ PAPER_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"
 
 
 @dataclass(frozen=True)
+class Option:
+    """One keyword option of a model: what ``create_model``, the checkpoint checks and the
+    command line's ``--<name>`` flag know of it."""
+
+    name: str
+    type: object  # the annotation, resolved (int, float, bool, str, a Literal)
+    default: object
+    help: str
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What a registered model needs and offers.
 
@@ -43,7 +57,10 @@ class ModelInfo:
     default ``resize``, ``resize_mode`` and ``normalize`` of its inputs
     (``alexnet.data.transforms``). ``layers``: the paper's layer names (``PAPER_LAYERS``)
     -> module paths in its state dict; ``norms``: the modules that belong to a layer
-    (BatchNorm after a conv), frozen with it. ``options``: keyword options of the builder.
+    (BatchNorm after a conv), frozen with it. ``option_specs``: the builder's keyword
+    options, declared once: the fields of its config dataclass (help in each field's
+    ``metadata``) and any keyword-only parameters of the builder (help in its docstring's
+    ``Options:`` block).
     """
 
     name: str
@@ -53,10 +70,21 @@ class ModelInfo:
     towers: bool
     layers: Mapping[str, str]
     preprocessing: Mapping[str, object]
-    options: tuple[str, ...] = ()
+    option_specs: Mapping[str, Option] = field(default_factory=dict)
     norms: Mapping[str, str] = field(default_factory=dict)
-    option_docs: Mapping[str, str] = field(default_factory=dict)
     min_input_size: int = 63
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        return tuple(self.option_specs)
+
+    @property
+    def option_defaults(self) -> dict[str, object]:
+        return {k: o.default for k, o in self.option_specs.items()}
+
+    @property
+    def option_docs(self) -> dict[str, str]:
+        return {k: o.help for k, o in self.option_specs.items()}
 
     @property
     def default_input_size(self) -> int:
@@ -82,8 +110,12 @@ def register_model(
     layers: Mapping[str, str],
     preprocessing: Mapping[str, object],
     norms: Mapping[str, str] | None = None,
+    config: type | None = None,
+    config_options: Sequence[str] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register a builder ``fn(num_classes=..., **options)`` under its function name."""
+    """Register a builder ``fn(num_classes=..., **options)`` under its function name; its
+    options are its keyword-only parameters and the ``config_options`` fields of the
+    dataclass ``config`` that it passes on."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if fn.__name__ in _MODELS:
@@ -91,11 +123,9 @@ def register_model(
         missing = set(PAPER_LAYERS) - set(layers)
         if missing:
             raise ValueError(f"model {fn.__name__!r}: no module path for {sorted(missing)}")
-        options = tuple(
-            p.name
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind is p.KEYWORD_ONLY and p.name != "num_classes"
-        )
+        options = _builder_options(fn)
+        if config is not None:
+            options |= _config_options(config, config_options)
         _MODELS[fn.__name__] = ModelInfo(
             name=fn.__name__,
             builder=fn,
@@ -104,13 +134,31 @@ def register_model(
             towers=towers,
             layers=MappingProxyType(dict(layers)),
             preprocessing=MappingProxyType(dict(preprocessing)),
-            options=options,
+            option_specs=MappingProxyType(options),
             norms=MappingProxyType(dict(norms or {})),
-            option_docs=MappingProxyType(_option_docs(fn)),
         )
         return fn
 
     return wrap
+
+
+def _builder_options(fn: Callable) -> dict[str, Option]:
+    hints = typing.get_type_hints(fn)
+    docs = _option_docs(fn)
+    return {
+        p.name: Option(p.name, hints[p.name], p.default, docs.get(p.name, ""))
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.name != "num_classes"
+    }
+
+
+def _config_options(config: type, names: Sequence[str]) -> dict[str, Option]:
+    hints = typing.get_type_hints(config)
+    by_name = {f.name: f for f in dataclasses.fields(config)}
+    return {
+        n: Option(n, hints[n], by_name[n].default, by_name[n].metadata.get("help", ""))
+        for n in names
+    }
 
 
 def _option_docs(fn: Callable) -> dict[str, str]:
@@ -130,10 +178,7 @@ def _option_docs(fn: Callable) -> dict[str, str]:
 
 def option_types(name: str) -> dict[str, object]:
     """Option name -> its type annotation (resolved), for the command-line flags."""
-    import typing
-
-    hints = typing.get_type_hints(model_info(name).builder)
-    return {k: v for k, v in hints.items() if k in model_info(name).options}
+    return {k: o.type for k, o in model_info(name).option_specs.items()}
 
 
 def list_models() -> list[str]:

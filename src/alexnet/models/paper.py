@@ -53,7 +53,7 @@ normalises: ``pool_before_lrn=True``.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 import torch
@@ -72,24 +72,44 @@ DROPOUT_FORMS = ("paper", "inverted")
 LRN_WINDOWS = ("tower", "layer")
 
 
+def _option(default: object, help: str) -> object:
+    """A model option's default and its help (``alexnet train --help``, ``model_info``)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class AlexNetConfig:
-    """Options of the paper's network; ``__post_init__`` reports all bad values at once."""
+    """Options of the paper's network, each declared once here: its type, its default and its
+    help are what ``create_model``, the checkpoint checks and the ``--<option>`` flags of
+    ``alexnet train`` read (``models._registry``). ``__post_init__`` reports all bad values
+    at once."""
 
     num_classes: int = 1000
-    input_size: int = 227  # 227, or 224 (conv1 padded by 2)
-    norm: str = "lrn"  # "lrn" (paper §3.3), "bn" (BatchNorm after every conv), "none"
-    dropout: float = 0.5  # on the outputs of fc6 and fc7 (§4.2)
-    dropout_form: str = "paper"  # "paper" (x (1 - p) at test time) or "inverted" (PyTorch's)
-    init: str = "paper"  # "paper" (§5), "caffe" (bvlc_alexnet's fillers), "kaiming"
-    lrn_size: int = 5  # n
-    lrn_alpha: float = 1e-4
-    lrn_beta: float = 0.75
-    lrn_k: float = 2.0
-    lrn_alpha_over_n: bool = False  # True: alpha / n, as Caffe, cuda-convnet and PyTorch
-    lrn_window: str = "tower"  # "tower": inside each tower (the paper); "layer": across it
-    pool_before_lrn: bool = False  # True: conv -> ReLU -> pool -> LRN (CaffeNet's order)
-    width: float = 1.0  # multiplier of every layer's channels and fc6/fc7 features
+    input_size: int = _option(227, "227 (the paper's arithmetic) or 224 (conv1 padded by 2)")
+    norm: Literal["lrn", "bn", "none"] = _option(
+        "lrn", "lrn (paper §3.3), bn (BatchNorm after every conv) or none"
+    )
+    dropout: float = _option(0.5, "probability p of dropping an fc6 or fc7 output (§4.2: 0.5)")
+    dropout_form: Literal["paper", "inverted"] = _option(
+        "paper", "paper (outputs x (1 - p) at test time) or inverted (PyTorch's)"
+    )
+    init: Literal["paper", "caffe", "kaiming"] = _option(
+        "paper", "paper (§5), caffe (bvlc_alexnet's fillers) or kaiming (He, zero fc8)"
+    )
+    lrn_size: int = _option(5, "n, the maps in an LRN window (5)")
+    lrn_alpha: float = _option(1e-4, "alpha (1e-4)")
+    lrn_beta: float = _option(0.75, "beta (0.75)")
+    lrn_k: float = _option(2.0, "k (2; Caffe's is 1)")
+    lrn_alpha_over_n: bool = _option(
+        False, "divide alpha by n, as Caffe, cuda-convnet and PyTorch do"
+    )
+    lrn_window: Literal["tower", "layer"] = _option(
+        "tower", "tower (inside each tower, the paper) or layer (across all maps, Caffe)"
+    )
+    pool_before_lrn: bool = _option(False, "pool, then normalise (CaffeNet's order)")
+    width: float = _option(
+        1.0, "multiplier of every layer's maps and of fc6/fc7's features (1 is the paper)"
+    )
 
     def __post_init__(self) -> None:
         errors = []
@@ -268,6 +288,9 @@ _LAYERS = {
     **{f"fc{i}": f"classifier.fc{i}" for i in range(6, 9)},
 }
 _PAPER_PREPROCESSING = {"resize": 256, "resize_mode": "square", "normalize": "pixel"}
+# the AlexNetConfig fields each builder takes as options (norm is the builder's own choice)
+_LRN_OPTIONS = tuple(f.name for f in fields(AlexNetConfig) if f.name not in ("num_classes", "norm"))
+_BN_OPTIONS = ("input_size", "dropout", "dropout_form", "init", "width")
 
 
 @register_model(
@@ -277,59 +300,17 @@ _PAPER_PREPROCESSING = {"resize": 256, "resize_mode": "square", "normalize": "pi
     towers=True,
     layers=_LAYERS,
     preprocessing=_PAPER_PREPROCESSING,
+    config=AlexNetConfig,
+    config_options=_LRN_OPTIONS,
 )
-def alexnet(
-    num_classes: int = 1000,
-    *,
-    input_size: int = 227,
-    lrn: bool = True,
-    dropout: float = 0.5,
-    dropout_form: Literal["paper", "inverted"] = "paper",
-    init: Literal["paper", "caffe", "kaiming"] = "paper",
-    lrn_size: int = 5,
-    lrn_alpha: float = 1e-4,
-    lrn_beta: float = 0.75,
-    lrn_k: float = 2.0,
-    lrn_alpha_over_n: bool = False,
-    lrn_window: Literal["tower", "layer"] = "tower",
-    pool_before_lrn: bool = False,
-    width: float = 1.0,
-) -> AlexNet:
+def alexnet(num_classes: int = 1000, *, lrn: bool = True, **options) -> AlexNet:
     """The paper's network (§3): LRN, two towers, 60,965,224 parameters at 1000 classes.
+    ``options``: the fields of :class:`AlexNetConfig` but ``norm``.
 
     Options:
-        input_size: 227 (the paper's arithmetic) or 224 (conv1 padded by 2)
-        lrn: no-lrn drops both LRN layers
-        dropout: probability p of dropping an fc6 or fc7 output (§4.2: 0.5)
-        dropout_form: paper (outputs x (1 - p) at test time) or inverted (PyTorch's)
-        init: paper (§5), caffe (bvlc_alexnet's fillers) or kaiming (He, zero fc8)
-        lrn_size: n, the maps in an LRN window (5)
-        lrn_alpha: alpha (1e-4)
-        lrn_beta: beta (0.75)
-        lrn_k: k (2; Caffe's is 1)
-        lrn_alpha_over_n: divide alpha by n, as Caffe, cuda-convnet and PyTorch do
-        lrn_window: tower (inside each tower, the paper) or layer (across all maps, Caffe)
-        pool_before_lrn: pool, then normalise (CaffeNet's order)
-        width: multiplier of every layer's maps and of fc6/fc7's features (1 is the paper)
+        lrn: False drops both LRN layers
     """
-    return AlexNet(
-        AlexNetConfig(
-            num_classes=num_classes,
-            input_size=input_size,
-            norm="lrn" if lrn else "none",
-            dropout=dropout,
-            dropout_form=dropout_form,
-            init=init,
-            lrn_size=lrn_size,
-            lrn_alpha=lrn_alpha,
-            lrn_beta=lrn_beta,
-            lrn_k=lrn_k,
-            lrn_alpha_over_n=lrn_alpha_over_n,
-            lrn_window=lrn_window,
-            pool_before_lrn=pool_before_lrn,
-            width=width,
-        )
-    )
+    return AlexNet(AlexNetConfig(num_classes=num_classes, norm="lrn" if lrn else "none", **options))
 
 
 @register_model(
@@ -339,37 +320,15 @@ def alexnet(
     layers=_LAYERS,
     preprocessing=_PAPER_PREPROCESSING,
     norms={f"conv{i}": f"features.bn{i}" for i in range(1, 6)},
+    config=AlexNetConfig,
+    config_options=_BN_OPTIONS,
 )
-def alexnet_bn(
-    num_classes: int = 1000,
-    *,
-    input_size: int = 227,
-    dropout: float = 0.5,
-    dropout_form: Literal["paper", "inverted"] = "paper",
-    init: Literal["paper", "caffe", "kaiming"] = "paper",
-    width: float = 1.0,
-) -> AlexNet:
+def alexnet_bn(num_classes: int = 1000, **options) -> AlexNet:
     """The paper's network with BatchNorm after every convolution instead of LRN.
-
-    Options:
-        input_size: 227 (the paper's arithmetic) or 224 (conv1 padded by 2)
-        dropout: probability p of dropping an fc6 or fc7 output (§4.2: 0.5)
-        dropout_form: paper (outputs x (1 - p) at test time) or inverted (PyTorch's)
-        init: paper (§5), caffe (bvlc_alexnet's fillers) or kaiming (He, zero fc8)
-        width: multiplier of every layer's maps and of fc6/fc7's features (1 is the paper)
+    ``options``: the fields of :class:`AlexNetConfig` named in ``_BN_OPTIONS``.
 
     Conv biases are dropped (BatchNorm's shift replaces them): 60,963,384
     parameters plus BatchNorm's 2 x 1,376 at 1000 classes (``alexnet summary
     --model alexnet_bn``).
     """
-    return AlexNet(
-        AlexNetConfig(
-            num_classes=num_classes,
-            input_size=input_size,
-            norm="bn",
-            dropout=dropout,
-            dropout_form=dropout_form,
-            init=init,
-            width=width,
-        )
-    )
+    return AlexNet(AlexNetConfig(num_classes=num_classes, norm="bn", **options))

@@ -13,7 +13,6 @@ is ``create_model(name, **options)``, freshly initialised.
 
 from __future__ import annotations
 
-import inspect
 import os
 
 from torch import nn
@@ -40,8 +39,7 @@ def hub_model(name: str, weights: str | os.PathLike | None = None, **options) ->
             f"model {name!r} takes no option {', '.join(unknown)} "
             f"(its options: {', '.join(info.options) or 'none'})"
         )
-    params = inspect.signature(info.builder).parameters
-    built = {k: p.default for k, p in params.items()} | dict(state.get("model_kwargs") or {})
+    built = info.option_defaults | dict(state.get("model_kwargs") or {})
     if state.get("classes"):
         built["num_classes"] = len(state["classes"])
     else:  # numbered classes: as many as fc8 has outputs
