@@ -14,8 +14,8 @@ from functorch.compile import make_boxed_func
 from torch._dynamo.backends.common import aot_autograd
 from torch.fx import GraphModule
 
-from alexnet.ops import _loader as _kernels
 from alexnet.models import create_model
+from alexnet.ops import _loader as _kernels
 from alexnet.ops.nn import LocalResponseNorm, ReLULRNPool
 
 needs_kernel = pytest.mark.skipif(

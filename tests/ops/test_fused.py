@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
+from alexnet.models import create_model
 from alexnet.ops import _loader as _kernels
 from alexnet.ops import nn as fused
-from alexnet.models import create_model
 from alexnet.ops.nn import LocalResponseNorm
 
 needs_kernel = pytest.mark.skipif(

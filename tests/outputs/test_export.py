@@ -9,7 +9,6 @@ import struct
 import pytest
 import torch
 
-from alexnet.ops import _loader as _kernels
 from alexnet.cli import main
 from alexnet.engine.checkpoint import (
     CHECKPOINT_VERSION,
@@ -19,6 +18,7 @@ from alexnet.engine.checkpoint import (
 )
 from alexnet.errors import UserError
 from alexnet.models import create_model
+from alexnet.ops import _loader as _kernels
 from alexnet.outputs.export import (
     ONNX_TOLERANCE,
     export_onnx,
