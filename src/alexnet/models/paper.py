@@ -359,8 +359,9 @@ def alexnet_bn(
         init: paper (§5), caffe (bvlc_alexnet's fillers) or kaiming (He, zero fc8)
         width: multiplier of every layer's maps and of fc6/fc7's features (1 is the paper)
 
-    Conv biases are dropped (BatchNorm's shift replaces them): 60,963,384
-    parameters plus BatchNorm's 2 x 1,376 at 1000 classes (``alexnet summary
+    Conv biases are dropped (BatchNorm's shift replaces them): 60,963,848
+    parameters (the paper's 60,965,224 less its 1,376 conv biases) plus BatchNorm's
+    2 x 1,376 = 60,966,600 at 1000 classes (``alexnet summary
     --model alexnet_bn``).
     """
     return AlexNet(
