@@ -119,6 +119,17 @@ def test_presets_resolve_and_validate(capsys):
     assert caffe["model_kwargs"]["lrn_window"] == "layer" and caffe["resize_mode"] == "warp"
 
 
+def test_the_paper_and_caffe_presets_train_in_float32(capsys):
+    """Both published recipes trained in float32 (Caffe's 57.1% is a float32 figure):
+    their presets pin --amp off; bf16 is a flag over them; the others keep auto."""
+    for preset in ("paper", "caffe"):
+        assert _print_config(capsys, "--preset", preset, "--data", "demo")["amp"] == "off"
+        cfg = _print_config(capsys, "--preset", preset, "--data", "demo", "--amp", "bf16")
+        assert cfg["amp"] == "bf16"
+    for preset in ("owt", "demo"):
+        assert _print_config(capsys, "--preset", preset, "--data", "demo")["amp"] == "auto"
+
+
 def _nullable_settings() -> list[str]:
     import typing
 

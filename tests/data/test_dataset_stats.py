@@ -3,6 +3,8 @@ dict and files; load_stats / resolve_stats find, compute and cache them."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -98,3 +100,91 @@ def test_archive_source_caches_in_the_cache_folder(make_tree, monkeypatch, tmp_p
     assert stats.num_images == 7
     assert len(list((tmp_path / "cache" / "stats").glob("*/stats.json"))) == 1
     assert load_stats(tmp_path / "mini.tar").to_dict() == stats.to_dict()
+
+
+def _banded_tree(root, n: int = 3):
+    """ImageFolder of 80x40 images: a red band in the outer 20 columns on each side, grey
+    between, so the central square never sees the red a warp squeezes in."""
+    for split in ("train", "val"):
+        d = root / split / "a"
+        d.mkdir(parents=True)
+        for i in range(n):
+            a = np.full((40, 80, 3), 100 + 10 * i, dtype=np.uint8)
+            a[:, :20] = a[:, -20:] = (250, 0, 0)
+            Image.fromarray(a).save(d / f"{i}.png")
+    return root
+
+
+def _reference(files, size: int, warp: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean image (3, S, S) and per-channel mean in float64, straight from Pillow: the
+    whole image resized to SxS (warp), or its central square resized (§2)."""
+    acc = np.zeros((size, size, 3))
+    for f in files:
+        img = Image.open(f).convert("RGB")
+        w, h = img.size
+        s = min(w, h)
+        box = None if warp else ((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2)
+        acc += np.asarray(img.resize((size, size), Image.BILINEAR, box=box), dtype=np.float64)
+    mean_image = (acc / len(files) / 255.0).transpose(2, 0, 1)
+    return mean_image, mean_image.reshape(3, -1).mean(1)
+
+
+def test_warped_statistics_are_the_warped_pixels(tmp_path):
+    """--resize-mode warp (Caffe's preset) averages the warped images: on non-square ones
+    that is another mean than the central crops', each equal to Pillow's own resize."""
+    root = _banded_tree(tmp_path / "banded")
+    files = sorted((root / "train" / "a").glob("*.png"))
+    warp = compute_stats(str(root), size=32, resize_mode="warp")
+    crop = compute_stats(str(root), size=32, resize_mode="square")
+    assert (warp.resize_mode, warp.resize, crop.resize_mode, crop.resize) == (
+        "warp",
+        32,
+        "square",
+        32,
+    )
+    for stats, is_warp in ((warp, True), (crop, False)):
+        ref_image, ref_mean = _reference(files, 32, is_warp)
+        np.testing.assert_allclose(stats.mean_image, ref_image, atol=1e-6)
+        np.testing.assert_allclose(stats.mean, ref_mean, atol=1e-9)
+    assert warp.mean[0] - crop.mean[0] > 0.2  # the red bands: in the warp only
+    assert np.abs(warp.mean_image - crop.mean_image).max() > 0.5
+    assert compute_stats(str(root), size=32, resize_mode="shorter").to_dict() == crop.to_dict()
+
+
+def test_the_cache_keeps_each_resize_apart(tmp_path, monkeypatch):
+    """Statistics are cached per resize mode and say how they were made: a warp run never
+    gets the crops' statistics cached before it, nor the reverse."""
+    monkeypatch.setenv("ALEXNET_CACHE_DIR", str(tmp_path / "cache"))
+    root = _banded_tree(tmp_path / "banded")
+    crop = resolve_stats(root)  # the default: the paper's central square
+    assert load_stats(root, "warp") is None
+    warp = resolve_stats(root, resize_mode="warp")
+    assert warp.resize_mode == "warp" and warp.mean[0] > crop.mean[0] + 0.2
+    assert (root / "stats-warp.json").is_file() and (root / "mean_image-warp.npy").is_file()
+    assert load_stats(root, "warp").to_dict() == warp.to_dict()
+    assert load_stats(root, "square").to_dict() == crop.to_dict()
+    assert load_stats(root, "shorter").to_dict() == crop.to_dict()
+    recorded = json.loads((root / "stats-warp.json").read_text())
+    assert recorded["resize_mode"] == "warp" and recorded["resize"] == 256
+    assert recorded["mean_image"]["file"] == "mean_image-warp.npy"
+    # a file whose record names another resize is not taken for this one
+    (root / "stats.json").write_text((root / "stats-warp.json").read_text())
+    assert load_stats(root, "square") is None
+
+
+def test_a_warp_run_records_warped_statistics(tmp_path, monkeypatch, train_config):
+    """alexnet train --resize-mode warp on non-square images: the checkpoint's statistics
+    are the warped ones, recorded as such."""
+    import torch
+
+    from alexnet.engine.train import train
+
+    monkeypatch.setenv("ALEXNET_CACHE_DIR", str(tmp_path / "cache"))
+    root = _banded_tree(tmp_path / "banded", n=4)
+    resolve_stats(root)  # crop statistics cached first
+    out = tmp_path / "run"
+    train(train_config(root, out, epochs=1, batch_size=2, resize_mode="warp", normalize="pixel"))
+    state = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    stats = state["preprocessing"]["stats"]
+    assert stats["resize_mode"] == "warp"
+    assert stats["mean"] == pytest.approx(list(load_stats(root, "warp").mean))

@@ -48,6 +48,24 @@ def test_evaluate_json_centre_and_ten_crop(two_runs, tiny_data, capsys):
         assert 0 <= out["top1_error"] <= 1 and out["top5_error"] == 0.0  # 3 classes
 
 
+@pytest.mark.parametrize("trained", ["off", "bf16", None])
+def test_auto_precision_follows_a_float32_run(two_runs, tmp_path, monkeypatch, trained):
+    """``--amp auto`` evaluates a checkpoint trained with ``--amp off`` (--preset paper,
+    caffe) in float32 even where the device would choose bf16; other runs get the
+    device's choice."""
+    from alexnet import runtime
+    from alexnet.tasks.inference import load_for_inference
+
+    monkeypatch.setattr(runtime, "cpu_supports_bf16", lambda: True)  # bf16 by default
+    state = torch.load(two_runs[0], map_location="cpu", weights_only=False)
+    state["config"]["amp"] = trained
+    path = tmp_path / "ck.pt"
+    torch.save(state, path)
+    setup = load_for_inference([str(path)], device="cpu", channels_last="off")
+    assert setup.amp == ("off" if trained == "off" else "bf16")
+    assert load_for_inference([str(path)], device="cpu", amp="bf16").amp == "bf16"
+
+
 def test_evaluate_equals_a_hand_computation(two_runs, tiny_data):
     from alexnet.data import build_dataset
     from alexnet.tasks.inference import eval_transform_for, load_for_inference

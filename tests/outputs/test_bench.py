@@ -103,6 +103,23 @@ def test_cli_table_names_the_machine_and_its_peak(capsys):
     assert "GFLOP/s" in out
 
 
+def test_the_torchvision_baseline_row_has_its_flops_when_not_asked_for(capsys):
+    """``--models alexnet`` measures torchvision's row as the ratios' baseline: it has its
+    GFLOP/s and peak share too (2 x its MACs per image, as when it is asked for)."""
+    argv = ["bench", "--models", "alexnet", "--modes", "infer", "--amp", "off"]
+    argv += ["--formats", "nchw", "--batch-size", "1", "--steps", "1", "--rounds", "1"]
+    assert main([*argv, "--warmup", "0", "--device", "cpu", "--json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    tv = rows["torchvision"]
+    macs = tv["gflops"] * 1e9 / 2 / tv["images_per_second"]
+    assert 0.70e9 < macs < 0.72e9  # torchvision's alexnet at 224: 0.71 GMACs
+    assert tv["peak_share"] == pytest.approx(tv["gflops"] / tv["peak_gflops"], rel=1e-2)
+    assert main([*argv, "--warmup", "0", "--device", "cpu"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("torchvision"))
+    gflops, share = line.split()[-2:]
+    assert float(gflops) > 0 and share.endswith("%")
+
+
 def test_profile_layers_script_runs():
     import subprocess
     import sys

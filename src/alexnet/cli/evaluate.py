@@ -25,7 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
+    p.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "off", "bf16", "fp16"],
+        help="auto: float32 for a run trained in float32 (--preset paper, caffe), else bf16 "
+        "where the device has it natively",
+    )
     p.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"])
     p.add_argument("--per-class", action="store_true", help="also print per-class accuracy")
     p.add_argument("--confusion", metavar="FILE", help="write the confusion matrix (JSON)")

@@ -22,7 +22,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"])
+    p.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "off", "bf16", "fp16"],
+        help="auto: float32 for a run trained in float32 (--preset paper, caffe), else bf16 "
+        "where the device has it natively",
+    )
     p.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"])
     p.add_argument("--batch-size", type=int, default=32)
     add_weights_argument(p)

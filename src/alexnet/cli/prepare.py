@@ -13,8 +13,9 @@ prepare into the same DST meanwhile fails at once, naming the first. --force rep
 only a packed store or an empty folder, and not while a run is reading the store.
 A full disk stops it in one line with nothing left behind.
 With --stats and no DST: compute the statistics of SRC's training split (mean,
-std, mean image, PCA of the RGB pixels for lighting) and cache them as SRC/stats.json
-(or in the cache folder when SRC is read-only); training then uses them.
+std, mean image, PCA of the RGB pixels for lighting) of the images resized as
+--resize-mode says and cache them as SRC/stats.json (stats-warp.json for warp; in the
+cache folder when SRC is read-only); training with that resize then uses them.
 """
 
 from __future__ import annotations
@@ -109,7 +110,9 @@ def _stats_only(args: argparse.Namespace) -> int:
     from alexnet.data.stats import stats_dir
     from alexnet.errors import UserError
 
-    stats = compute_stats(args.src, max_images=args.stats_images, size=args.size)
+    stats = compute_stats(
+        args.src, max_images=args.stats_images, size=args.size, resize_mode=args.resize_mode
+    )
     for d in stats_dir(args.src):
         try:
             path = stats.save(d)

@@ -1,4 +1,6 @@
-"""Reading one image file into an RGB PIL image, and the paper's 256x256 rescale (§2).
+"""Reading one image file into an RGB PIL image, and the three resizes to a uint8 tensor
+(``RESIZE_MODES``: the paper's 256x256 rescale of §2, Caffe's warp, torchvision's shorter side;
+``alexnet.data.transforms`` says what each does).
 
 Every path that decodes a file goes through ``load_image``: the ImageFolder
 datasets, ``prepare_store`` and ``compute_stats``. What it does with awkward input:
@@ -33,9 +35,12 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
+from torch import Tensor
 
 from alexnet.errors import UserError
 
@@ -237,3 +242,38 @@ def resize_center_crop(img: Image.Image, size: int = 256) -> Image.Image:
     if (w, h) == (size, size):
         return img
     return img.resize((size, size), Image.BILINEAR, box=(left, top, left + s, top + s))
+
+
+RESIZE_MODES = ("square", "warp", "shorter")
+
+
+def resized_uint8(img: Any, size: int = 256, mode: str = "square") -> Tensor:
+    """PIL image (any mode) or uint8 tensor (3, H, W) -> uint8 (3, H', W') resized as
+    ``mode`` says (module docstring); a tensor that is already size x size is kept."""
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {mode!r}")
+    if isinstance(img, Tensor):
+        if img.dtype != torch.uint8 or img.ndim != 3 or img.shape[0] != 3:
+            raise TypeError(
+                f"expected a uint8 tensor (3, H, W), got {img.dtype} {tuple(img.shape)}"
+            )
+        if img.shape[1:] == (size, size):
+            return img
+        img = Image.fromarray(img.permute(1, 2, 0).numpy())
+    if not isinstance(img, Image.Image):
+        raise TypeError(f"expected a PIL image or a uint8 tensor, got {type(img).__name__}")
+    img = to_rgb(img)
+    if mode == "square":
+        img = resize_center_crop(img, size)
+    elif mode == "warp":
+        img = img if img.size == (size, size) else img.resize((size, size), Image.BILINEAR)
+    else:  # torchvision's Resize(size) on a PIL image, so the pixels are its own
+        from torchvision.transforms import v2  # imported here: 1 s, torch._dynamo with it
+
+        img = v2.functional.resize(img, [size], interpolation=v2.InterpolationMode.BILINEAR)
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous()
+
+
+def square_uint8(img: Any, size: int = 256) -> Tensor:
+    """PIL image (any mode) or uint8 tensor (3, H, W) -> uint8 (3, size, size) (§2 rescale)."""
+    return resized_uint8(img, size, "square")

@@ -131,6 +131,7 @@ def prepare_store(
                 report.stats = _store_stats(
                     tmp / "train.u8", splits["train"]["count"], size, stats_images, source
                 )
+                report.stats.resize_mode = resize_mode  # how the stored images were made
                 report.stats.save(tmp)
             meta = {
                 "format": FORMAT,

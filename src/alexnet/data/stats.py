@@ -4,10 +4,14 @@ the per-channel std, and the eigen-decomposition of the RGB covariance for PCA l
 §2: "subtracting the mean activity over the training set from each pixel";
 §4.1: "perform PCA on the set of RGB pixel values throughout the ImageNet training
 set". All values are on the 0-1 scale of ``pixel / 255``; pixels are taken after the
-paper's 256x256 rescale, i.e. what the network's crops are cut from.
+run's 256x256 resize, i.e. what the network's crops are cut from: the paper's shorter side
+and central square ("square", also for torchvision's "shorter", whose crops come from the
+central region) or Caffe's warp of the whole image ("warp"). The two differ on non-square
+images, so each is made, cached and recorded (``resize_mode``, ``resize``) on its own.
 
-Files: ``stats.json`` (+ ``mean_image.npy``, (3, S, S) float32) in a packed store,
-next to an ImageFolder root, or, where that folder is read-only, in
+Files: ``stats.json`` (+ ``mean_image.npy``, (3, S, S) float32) for "square" and
+``stats-warp.json`` (+ ``mean_image-warp.npy``) for "warp", in a packed store, next to an
+ImageFolder root, or, where that folder is read-only, in
 ``$ALEXNET_CACHE_DIR/stats/<hash of the path>/`` (default ``~/.cache/alexnet``).
 """
 
@@ -25,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from alexnet.errors import UserError
 
@@ -39,11 +42,26 @@ __all__ = [
     "load_stats",
     "resolve_stats",
     "stats_dir",
+    "stats_mode",
 ]
 
 log = logging.getLogger(__name__)
 STATS_FILE, MEAN_IMAGE_FILE = "stats.json", "mean_image.npy"
+STATS_MODES = ("square", "warp")  # the resizes statistics are made with
 Triple = tuple[float, float, float]
+
+
+def stats_mode(resize_mode: str) -> str:
+    """The resize a run's statistics are made with: "warp" for ``--resize-mode warp``,
+    else "square" (the paper's; "shorter"'s crops come from the same central region)."""
+    return "warp" if resize_mode == "warp" else "square"
+
+
+def stats_files(mode: str) -> tuple[str, str]:
+    """(statistics, mean image) file names of the statistics made with resize ``mode``."""
+    if mode == "square":
+        return STATS_FILE, MEAN_IMAGE_FILE
+    return f"stats-{mode}.json", f"mean_image-{mode}.npy"
 
 
 @dataclass
@@ -59,6 +77,8 @@ class DatasetStats:
     mean_image: np.ndarray | None = field(default=None, repr=False)  # (3, S, S) float32, 0-1
     num_images: int = 0
     source: str = ""
+    resize_mode: str = ""  # how the images were resized (STATS_MODES); "" not recorded
+    resize: int = 0  # to this side; 0 not recorded
 
     def to_dict(self, embed_mean_image: bool = False) -> dict[str, Any]:
         """JSON-ready values. The mean image is named by file, or with ``embed_mean_image``
@@ -66,8 +86,11 @@ class DatasetStats:
         d = {k: getattr(self, k) for k in ("mean", "std", "eigval", "eigvec", "num_images")}
         d = {k: np.asarray(v).tolist() for k, v in d.items()}
         d["source"] = self.source
+        if self.resize_mode:
+            d["resize_mode"], d["resize"] = self.resize_mode, self.resize
         if self.mean_image is not None:
-            d["mean_image"] = {"file": MEAN_IMAGE_FILE, "shape": list(self.mean_image.shape)}
+            name = stats_files(self.resize_mode or "square")[1]
+            d["mean_image"] = {"file": name, "shape": list(self.mean_image.shape)}
             if embed_mean_image:
                 raw = np.ascontiguousarray(self.mean_image, dtype="<f4").tobytes()
                 d["mean_image"]["base64"] = base64.b64encode(raw).decode("ascii")
@@ -91,23 +114,30 @@ class DatasetStats:
             mean_image=mean_image,
             num_images=int(d.get("num_images", 0)),
             source=str(d.get("source", "")),
+            resize_mode=str(d.get("resize_mode", "")),
+            resize=int(d.get("resize", 0)),
         )
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``stats.json`` (+ ``mean_image.npy``) into ``directory``, each atomically."""
+        """Write the statistics file (+ mean image) of their resize mode (``stats_files``)
+        into ``directory``, each atomically."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        stats_name, image_name = stats_files(self.resize_mode or "square")
         if self.mean_image is not None:
-            _atomic_write(directory / MEAN_IMAGE_FILE, lambda f: np.save(f, self.mean_image))
+            _atomic_write(directory / image_name, lambda f: np.save(f, self.mean_image))
         text = json.dumps(self.to_dict(), indent=2).encode()
-        _atomic_write(directory / STATS_FILE, lambda f: f.write(text))
-        return directory / STATS_FILE
+        _atomic_write(directory / stats_name, lambda f: f.write(text))
+        return directory / stats_name
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> DatasetStats | None:
-        """``stats.json`` (+ ``mean_image.npy``) of ``directory``, None where there is none;
-        a file that is not what it claims is a one-line UserError naming it."""
-        path = Path(directory) / STATS_FILE
+    def load(cls, directory: str | os.PathLike, resize_mode: str = "square") -> DatasetStats | None:
+        """The statistics made with ``resize_mode`` ("square" or "warp") in ``directory``,
+        None where there are none (a file recording another mode is not them: files
+        without the record are the "square" ones, all there were before "warp"); a file
+        that is not what it claims is a one-line UserError naming it."""
+        stats_name, image_name = stats_files(resize_mode)
+        path = Path(directory) / stats_name
         if not path.is_file():
             return None
         try:
@@ -115,7 +145,12 @@ class DatasetStats:
         except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
             raise UserError(f"{path} is not valid JSON ({_first_line(e)}){_REDO}") from None
         check_stats_dict(d, str(path))
-        img, npy = None, Path(directory) / MEAN_IMAGE_FILE
+        if d.get("resize_mode", "square") != resize_mode:
+            log.warning(
+                "%s records resize_mode %r, not %r: not used", path, d["resize_mode"], resize_mode
+            )
+            return None
+        img, npy = None, Path(directory) / image_name
         if d.get("mean_image") is not None and npy.is_file():
             img = _load_mean_image(npy, tuple(d["mean_image"]["shape"]))
         return cls.from_dict(d, img, str(path))
@@ -175,6 +210,12 @@ def check_stats_dict(d: Any, source: str, prefix: str = "") -> None:
         errors.append(f"{prefix}num_images must be an int >= 0, got {_short(n)}")
     if not isinstance(d.get("source", ""), str):
         errors.append(f"{prefix}source must be a string, got {_short(d.get('source'))}")
+    if d.get("resize_mode", "square") not in STATS_MODES:
+        one_of = " or ".join(STATS_MODES)
+        errors.append(f"{prefix}resize_mode must be {one_of}, got {_short(d['resize_mode'])}")
+    r = d.get("resize", 0)
+    if not (isinstance(r, int) and not isinstance(r, bool) and 0 <= r <= MAX_MEAN_IMAGE_SIDE):
+        errors.append(f"{prefix}resize must be an int in 0..{MAX_MEAN_IMAGE_SIDE}, got {_short(r)}")
     problem = _mean_image_problem(d.get("mean_image"))
     if problem:
         errors.append(f"{prefix}mean_image{problem}")
@@ -267,26 +308,31 @@ def stats_dir(source: str | os.PathLike) -> list[Path]:
     return [root, cache_dir() / "stats" / key]
 
 
-def load_stats(source: str | os.PathLike) -> DatasetStats | None:
-    """The cached statistics of a data source (ImageFolder root, store, ``cifar10:DIR``, ...)."""
+def load_stats(source: str | os.PathLike, resize_mode: str = "square") -> DatasetStats | None:
+    """The cached statistics of a data source (ImageFolder root, store, ``cifar10:DIR``, ...)
+    made with the resize of ``resize_mode`` (``stats_mode``)."""
     for d in stats_dir(source):
-        stats = DatasetStats.load(d)
+        stats = DatasetStats.load(d, stats_mode(resize_mode))
         if stats is not None:
             return stats
     return None
 
 
 def resolve_stats(
-    source: str | os.PathLike, *, compute: bool = True, max_images: int = 10_000
+    source: str | os.PathLike,
+    *,
+    resize_mode: str = "square",
+    compute: bool = True,
+    max_images: int = 10_000,
 ) -> DatasetStats:
-    """Cached statistics; else computed from the training split and cached (``compute``);
-    else ``IMAGENET_STATS``."""
-    stats = load_stats(source)
+    """Cached statistics made with the resize of ``resize_mode``; else computed from the
+    training split with that resize and cached (``compute``); else ``IMAGENET_STATS``."""
+    stats = load_stats(source, resize_mode)
     if stats is not None:
         return stats
     if not compute:
         return IMAGENET_STATS
-    stats = compute_stats(source, max_images=max_images)
+    stats = compute_stats(source, max_images=max_images, resize_mode=resize_mode)
     for d in stats_dir(source):
         try:
             stats.save(d)
@@ -298,16 +344,24 @@ def resolve_stats(
 
 
 def compute_stats(
-    data: Any, max_images: int = 10_000, *, size: int = 256, seed: int = 0
+    data: Any,
+    max_images: int = 10_000,
+    *,
+    size: int = 256,
+    resize_mode: str = "square",
+    seed: int = 0,
 ) -> DatasetStats:
     """Statistics of up to ``max_images`` images (a seeded uniform subset) of ``data``.
 
     ``data``: a data source for ``build_dataset`` (its ``train`` split is used), or a
     dataset whose items are ``(PIL image or uint8 (3, H, W) tensor, label)``
-    (built with ``transform=None``). Each image is rescaled to ``size``x``size`` as in
-    §2 (a no-op for a packed store of that size). Pixel sums are accumulated in float64.
+    (built with ``transform=None``). Each image is resized to ``size``x``size`` as the
+    run's ``resize_mode`` does (``stats_mode``: §2's central square, or Caffe's warp; a
+    no-op for a packed store of that size). Pixel sums are accumulated in float64.
     """
-    from .images import resize_center_crop
+    from .images import resized_uint8
+
+    mode = stats_mode(resize_mode)
 
     if isinstance(data, (str, os.PathLike)):
         from .sources import build_dataset
@@ -326,21 +380,15 @@ def compute_stats(
     s1, s2 = np.zeros(3), np.zeros((3, 3))
     image_sum = np.zeros((3, size, size))
     for i in idx:
-        img = data[int(i)][0]
-        if isinstance(img, torch.Tensor):
-            a = img.numpy()
-            if a.shape[1:] != (size, size):
-                from torchvision.transforms.v2.functional import to_pil_image
-
-                a = np.asarray(resize_center_crop(to_pil_image(img), size)).transpose(2, 0, 1)
-        else:
-            a = np.asarray(resize_center_crop(img, size)).transpose(2, 0, 1)
-        x = a.astype(np.float64) / 255.0  # (3, S, S)
+        a = resized_uint8(data[int(i)][0], size, mode).numpy()  # (3, S, S) uint8
+        x = a.astype(np.float64) / 255.0
         image_sum += x
         flat = x.reshape(3, -1)  # (3, S*S)
         s1 += flat.sum(1)
         s2 += flat @ flat.T
-    return _finish(s1, s2, image_sum, len(idx), source)
+    stats = _finish(s1, s2, image_sum, len(idx), source)
+    stats.resize_mode, stats.resize = mode, size
+    return stats
 
 
 def _finish(s1, s2, image_sum, count: int, source: str) -> DatasetStats:

@@ -10,7 +10,8 @@ Layout of a store directory (written by ``prepare_store``)::
                            "complete": true -- the completion marker
     train.u8, val.u8       uint8 (N, 3, S, S), C order, no header (numpy.memmap)
     train_labels.npy ...   int64 (N,)
-    stats.json, mean_image.npy   the training split's statistics (DatasetStats)
+    stats.json, mean_image.npy   the training split's statistics (DatasetStats; stats-warp.json,
+                                 mean_image-warp.npy in a store packed with --resize-mode warp)
 
 Versions: ``read_meta`` reads formats OLDEST_VERSION..VERSION; a newer one is refused
 with both named (upgrade alexnet), an older one with the ``alexnet prepare`` command that

@@ -28,11 +28,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.nn import functional as nnf
 
-from .images import resize_center_crop, to_rgb
+from .images import RESIZE_MODES, resized_uint8, square_uint8
 from .stats import IMAGENET_STATS, DatasetStats
 
 __all__ = [
@@ -54,7 +53,6 @@ __all__ = [
 # "pixel":   the paper: x - mean image, in 0-255 units as cuda-convnet fed raw bytes;
 # "none":    x in 0-1, no mean subtraction (PCA lighting still applies).
 NORMALIZE_MODES = ("channel", "pixel", "none")
-RESIZE_MODES = ("square", "warp", "shorter")
 MAX_RESIZE_FACTOR = 4  # resize <= 4 x the input side (the paper: 256 for 227); an image's cost
 # PCA lighting (§4.1): the offset added to every pixel is eigvec @ (alpha * m), alpha ~
 # N(0, alphastd), with m the covariance eigenvalues on the 0-1 scale ("eigval": the
@@ -106,38 +104,6 @@ class PCALighting:
             f"PCALighting(alphastd={self.alphastd}, convention={self.convention!r}, "
             f"magnitudes={[round(v, 5) for v in self.eigval.tolist()]})"
         )
-
-
-def resized_uint8(img: Any, size: int = 256, mode: str = "square") -> Tensor:
-    """PIL image (any mode) or uint8 tensor (3, H, W) -> uint8 (3, H', W') resized as
-    ``mode`` says (module docstring); a tensor that is already size x size is kept."""
-    if mode not in RESIZE_MODES:
-        raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {mode!r}")
-    if isinstance(img, Tensor):
-        if img.dtype != torch.uint8 or img.ndim != 3 or img.shape[0] != 3:
-            raise TypeError(
-                f"expected a uint8 tensor (3, H, W), got {img.dtype} {tuple(img.shape)}"
-            )
-        if img.shape[1:] == (size, size):
-            return img
-        img = Image.fromarray(img.permute(1, 2, 0).numpy())
-    if not isinstance(img, Image.Image):
-        raise TypeError(f"expected a PIL image or a uint8 tensor, got {type(img).__name__}")
-    img = to_rgb(img)
-    if mode == "square":
-        img = resize_center_crop(img, size)
-    elif mode == "warp":
-        img = img if img.size == (size, size) else img.resize((size, size), Image.BILINEAR)
-    else:  # torchvision's Resize(size) on a PIL image, so the pixels are its own
-        from torchvision.transforms import v2  # imported here: 1 s, torch._dynamo with it
-
-        img = v2.functional.resize(img, [size], interpolation=v2.InterpolationMode.BILINEAR)
-    return torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous()
-
-
-def square_uint8(img: Any, size: int = 256) -> Tensor:
-    """PIL image (any mode) or uint8 tensor (3, H, W) -> uint8 (3, size, size) (§2 rescale)."""
-    return resized_uint8(img, size, "square")
 
 
 def center_origin(height: int, width: int, size: int) -> tuple[int, int]:

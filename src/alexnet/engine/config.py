@@ -105,7 +105,8 @@ class TrainConfig:
     lr_factor: float = 0.1
     """Multiplier at each plateau or step decay."""
     patience: int = 2
-    """plateau: epochs without a val top-1 improvement before a decay."""
+    """plateau: epochs without a val top-1 improvement that are tolerated; the next one
+    divides (torch's ReduceLROnPlateau patience: 2 flat epochs pass, the 3rd divides)."""
     max_decays: int = 3
     """plateau: the paper divided the learning rate three times."""
     min_improvement: float = 0.0

@@ -2,7 +2,8 @@
 
 lr(step) = base_lr x warm-up factor x schedule factor, where the schedule is
   plateau  - x lr_factor each time the validation top-1 error has not improved
-             for ``patience`` epochs, at most ``max_decays`` times (§5: "divide
+             for more than ``patience`` epochs (the flat epochs tolerated, as torch's
+             ReduceLROnPlateau counts them), at most ``max_decays`` times (§5: "divide
              the learning rate by 10 when the validation error rate stopped
              improving ... reduced three times prior to termination");
   step     - x lr_factor every ``step_epochs`` epochs, or every ``step_iterations``

@@ -89,16 +89,17 @@ def resolve_source(cfg: TrainConfig, dist: DistInfo) -> str:
     return source
 
 
-def dataset_stats(source: str, dist: DistInfo):
-    """Training-set statistics: cached, else computed and cached by rank 0 (§4.1's PCA
-    and the mean), else ImageNet's fallback values."""
+def dataset_stats(source: str, dist: DistInfo, resize_mode: str):
+    """Training-set statistics of the images resized as the run resizes them: cached,
+    else computed and cached by rank 0 (§4.1's PCA and the mean), else ImageNet's
+    fallback values."""
     from alexnet.data import resolve_stats
 
     if dist.is_main:
-        stats = resolve_stats(source)
+        stats = resolve_stats(source, resize_mode=resize_mode)
     barrier()
     if not dist.is_main:
-        stats = resolve_stats(source, compute=False)
+        stats = resolve_stats(source, resize_mode=resize_mode, compute=False)
     return stats
 
 
@@ -146,7 +147,8 @@ def build_data(
     source = resolve_source(cfg, dist)
     pre = dict(preprocessing)
     given = pre.pop("stats", None)
-    stats = DatasetStats.from_dict(given) if given else dataset_stats(source, dist)
+    mode = pre["resize_mode"]
+    stats = DatasetStats.from_dict(given) if given else dataset_stats(source, dist, mode)
     common = {k: pre[k] for k in ("resize", "resize_mode", "normalize")}
     size = int(pre["input_size"])
     on = _augment_on(cfg, source, int(common["resize"]))

@@ -327,8 +327,9 @@ def alexnet_bn(num_classes: int = 1000, **options) -> AlexNet:
     """The paper's network with BatchNorm after every convolution instead of LRN.
     ``options``: the fields of :class:`AlexNetConfig` named in ``_BN_OPTIONS``.
 
-    Conv biases are dropped (BatchNorm's shift replaces them): 60,963,384
-    parameters plus BatchNorm's 2 x 1,376 at 1000 classes (``alexnet summary
+    Conv biases are dropped (BatchNorm's shift replaces them): 60,963,848
+    parameters (the paper's 60,965,224 less its 1,376 conv biases) plus BatchNorm's
+    2 x 1,376 = 60,966,600 at 1000 classes (``alexnet summary
     --model alexnet_bn``).
     """
     return AlexNet(AlexNetConfig(num_classes=num_classes, norm="bn", **options))

@@ -183,7 +183,7 @@ def run_bench(
         settings.setdefault(k[1:], []).append(k)
     samples: dict[tuple, list[float]] = {k: [] for k in keys}  # img/s per round
     peaks: dict[str, list[float]] = {k[2]: [] for k in keys}  # amp -> torch.mm FLOP/s per round
-    flops = _flops_per_image(models)
+    flops = _flops_per_image(sorted({k[0] for k in keys}))  # with the baseline's
     for _ in range(rounds):
         for a, v in peaks.items():
             v.append(matmul_peak(dev, AMP_DTYPES[a]))

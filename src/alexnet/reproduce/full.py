@@ -12,7 +12,7 @@ It packs CIFAR-10's 50,000 training and 10,000 test JPEGs once into a store at 2
 images are the same, or give ``--store DIR``), trains ``--preset paper`` on it with the
 augmentation done on the device in whole batches (random 227 crops, mirrors, PCA
 lighting), divides the learning rate by 10 each time the test error has not improved for
-``--patience`` epochs, and stops at the plateau after the third division, or at
+more than ``--patience`` epochs, and stops at the plateau after the third division, or at
 ``--max-epochs`` (90, the paper's ImageNet run). The final weights are then tested on the
 10,000 test images with the centre crop and with ten crops. ``OUT/result.json`` and
 ``OUT/result.md`` hold the error and learning rate of every epoch, where the three

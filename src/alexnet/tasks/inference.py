@@ -47,13 +47,17 @@ def load_for_inference(
     weights: str = "auto",
 ) -> InferenceSetup:
     """Load one or more checkpoints (an ensemble must agree on classes and input size);
-    ``weights``: as ``loading.load_model`` (EMA where the run kept one)."""
+    ``weights``: as ``loading.load_model`` (EMA where the run kept one). ``amp`` "auto":
+    float32 where every file was trained with ``--amp off`` (``--preset paper``/``caffe``),
+    else the device's default."""
     if not paths:
         raise UserError("no checkpoint given")
     dev = resolve_device(device)
+    models = [load_model(p, weights=weights) for p in paths]
+    if amp == "auto" and all(m.train_amp == "off" for m in models):
+        amp = "off"
     amp_ = resolve_amp(amp, dev, training=False)
     cl = default_channels_last(dev, False) if channels_last == "auto" else channels_last == "on"
-    models = [load_model(p, weights=weights) for p in paths]
     first = models[0]
     for m in models[1:]:
         if m.classes != first.classes:

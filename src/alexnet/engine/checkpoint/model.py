@@ -14,6 +14,7 @@ from torch import nn
 
 from alexnet.errors import UserError
 from alexnet.models import create_model, model_info
+from alexnet.runtime import AMP_CHOICES
 
 from .files import load_checkpoint
 from .schema import check_finite, check_model_fields, is_number
@@ -81,6 +82,7 @@ class LoadedModel:
     preprocessing: dict = field(default_factory=dict)
     source: str = ""
     weights: str = ""
+    train_amp: str = ""  # the run's --amp ("off" for --preset paper/caffe); "" when unrecorded
 
 
 WEIGHTS = ("auto", "ema", "raw")  # model_from_state's choice; auto: EMA when kept
@@ -113,7 +115,9 @@ def model_from_state(
     load_weights(model, sd, source, name, assign=True)
     check_finite(model.state_dict(), source, which)
     pre = dict(state.get("preprocessing") or {})
-    return LoadedModel(model, name, classes, kwargs, pre, source, which)
+    amp = (state.get("config") or {}).get("amp")
+    amp = amp if amp in AMP_CHOICES else ""
+    return LoadedModel(model, name, classes, kwargs, pre, source, which, amp)
 
 
 def _chosen_weights(state: dict, source: str, weights: str) -> tuple[dict, str]:
