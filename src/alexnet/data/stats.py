@@ -325,7 +325,9 @@ def compute_stats(
         idx = np.sort(np.random.default_rng(seed).choice(n, max_images, replace=False))
     s1, s2 = np.zeros(3), np.zeros((3, 3))
     image_sum = np.zeros((3, size, size))
-    for i in idx:
+    from alexnet.progress import progress
+
+    for i in progress(idx, desc=f"statistics of {source} (mean, PCA)", unit="img"):
         img = data[int(i)][0]
         if isinstance(img, torch.Tensor):
             a = img.numpy()
