@@ -43,7 +43,8 @@ class Callback:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per epoch on rank 0: loss, learning rate, images/s."""
+    """A tqdm bar per epoch on rank 0 where stderr is a terminal: loss, learning rate,
+    images/s (elsewhere ``StepLines``)."""
 
     def __init__(self) -> None:
         self.bar = None

@@ -19,8 +19,8 @@ from tqdm import tqdm
 __all__ = ["LINE_SECONDS", "format_duration", "is_terminal", "progress"]
 
 LINE_SECONDS = 10.0
-_LINE = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%), {rate_fmt}, eta {remaining}"
-_LINE_NO_TOTAL = "{desc}: {n_fmt} {unit}, {rate_fmt}, {elapsed}"
+_LINE = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%), {speed}, eta {remaining}"
+_LINE_NO_TOTAL = "{desc}: {n_fmt} {unit}, {speed}, {elapsed}"
 
 
 def is_terminal(stream: IO | None = None) -> bool:
@@ -34,6 +34,13 @@ def is_terminal(stream: IO | None = None) -> bool:
 
 class _Lines(tqdm):
     """A tqdm that writes one plain line per refresh instead of redrawing one with \\r."""
+
+    @property
+    def format_dict(self) -> dict[str, Any]:
+        d = super().format_dict
+        rate = d["rate"] or (d["n"] / d["elapsed"] if d["elapsed"] else None)
+        d["speed"] = f"{rate:.1f} {d['unit']}/s" if rate else f"? {d['unit']}/s"
+        return d
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
         if msg == "":  # close() clearing the bar: write the final line instead

@@ -2,11 +2,15 @@
 
 Settings resolve as: the paper's defaults < --preset < --config FILE < flags.
 Without --data the generated demo dataset is used (preset "demo"). The run
-directory (--out) receives config.yaml, metrics.jsonl, checkpoints/last.pt and
-best.pt, plots/curves.png, summary.json, report.html and, with the tensorboard
-package installed, tb/ (TensorBoard event files). SIGINT/SIGTERM finish the current
-step, write checkpoints/last.pt and exit with 130/143; continue with --resume auto.
-Under torchrun every process runs this same command.
+directory (--out, or --output) receives config.yaml, metrics.jsonl, checkpoints/last.pt
+and best.pt (and best-epochNNN.pt with --keep-best), plots/curves.png, summary.json,
+report.html and, with the tensorboard package installed, tb/ (TensorBoard event files).
+SIGINT/SIGTERM finish the current step, write checkpoints/last.pt and exit with 130/143;
+continue with --resume auto.
+Under torchrun every process runs this same command. -b, -j and --output are timm's and
+torchvision's names for --batch-size, --workers and --out. Every configuration error,
+missing files and unusable devices included, is reported at once with exit code 2 before
+anything is created (docs/cli.md).
 """
 
 from __future__ import annotations
