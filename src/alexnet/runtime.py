@@ -25,11 +25,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         dev = torch.device(name)
     except (RuntimeError, ValueError) as e:
-        raise UserError(f"--device {name!r} is not a device: {e}") from None
+        raise UserError(f"--device {name!r} is not a device: {e}", exit_code=2) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine")
+        raise UserError(f"--device {name}: CUDA is not available on this machine", exit_code=2)
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+        raise UserError(
+            f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)", exit_code=2
+        )
     return dev
 
 
@@ -68,9 +70,11 @@ def resolve_amp(amp: str, device: torch.device, training: bool = True) -> str:
     if amp == "auto":
         return default_amp(device, training)
     if amp not in AMP_CHOICES:
-        raise UserError(f"--amp must be one of auto, {', '.join(AMP_CHOICES)}; got {amp!r}")
+        raise UserError(
+            f"--amp must be one of auto, {', '.join(AMP_CHOICES)}; got {amp!r}", exit_code=2
+        )
     if amp == "fp16" and device.type == "cpu":
-        raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
+        raise UserError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU", exit_code=2)
     return amp
 
 

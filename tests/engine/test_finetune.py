@@ -33,7 +33,11 @@ def test_finetune_replaces_fc8_freezes_and_records_its_origin(
         freeze="conv5", model_kwargs=NARROW, lr=0.01, quiet=False,
     )  # fmt: skip
     train(cfg)
-    assert "fc8 replaced (5 -> 3 classes)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    pre = tmp_path / "pre.pt"
+    assert f"initialised from {pre}: 14 tensors loaded, fc8 re-initialised (5→3 classes)" in err
+    frozen = sum(v.numel() for k, v in before.items() if not k.startswith("classifier."))
+    assert f"froze conv1..conv5 ({frozen:,} parameters); training fc6..fc8" in err
     ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     after = ck["model"]
     for i in range(1, 6):  # frozen: bit-identical
@@ -114,9 +118,10 @@ def test_a_head_of_other_classes_is_replaced_even_at_the_same_count():
         assert torch.equal(model.classifier.fc8.weight, head)
         assert torch.equal(model.features.conv3.weight, source.features.conv3.weight)
         assert notes == (
-            []
+            ["initialised from f.pt: 16 tensors loaded"]
             if kept
             else [
-                "f.pt: fc8 replaced (the file's 3 classes are not the data's), freshly initialised"
+                "initialised from f.pt: 14 tensors loaded, fc8 re-initialised (the file's 3 "
+                "classes are not the data's)"
             ]
         )

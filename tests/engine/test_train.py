@@ -46,7 +46,8 @@ def test_run_directory_contents(tiny_data, tmp_path, train_config):
     torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     s = json.loads((out / "summary.json").read_text())
     assert s == summary
-    assert set(s) == {"best", "final", "epochs", "wall_seconds", "images_per_second"}
+    assert set(s) == {"best", "final", "epochs", "wall_seconds", "images_per_second", "weights"}
+    assert s["weights"] == "raw"  # no --ema-decay: validation scored the weights themselves
     assert set(s["best"]) == {"epoch", "val_top1_error", "val_top5_error"}
     assert s["epochs"] == 2 and s["final"]["epoch"] == 2
     assert (out / "plots" / "curves.png").stat().st_size > 1000

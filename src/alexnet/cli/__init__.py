@@ -4,8 +4,9 @@ Each module in ``SUBCOMMANDS`` defines ``NAME``, ``HELP``, ``add_arguments(parse
 and ``run(args) -> int``; they import heavy libraries inside ``run`` so that
 ``alexnet --help`` stays fast. The CLI only parses and calls library functions.
 
-Exit codes: 0 success; 1 a reported error (``alexnet: error: ...``); 2 bad
-command-line usage; 130 interrupted by SIGINT, 143 by SIGTERM (shell convention).
+Exit codes (docs/cli.md): 0 success; 1 a failure while running (``alexnet: error: ...``);
+2 a wrong command, found before anything is created (usage, values, missing files,
+devices); 130 interrupted by SIGINT, 143 by SIGTERM (shell convention).
 """
 
 from __future__ import annotations

@@ -66,7 +66,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
 
     from alexnet.errors import UserError
 
@@ -78,14 +77,17 @@ def run(args: argparse.Namespace) -> int:
         return _stats_only(args)
 
     from alexnet.data import prepare_store
+    from alexnet.progress import progress as progress_bar
 
-    last = {}
+    bars = {}
 
     def progress(split: str, done: int, total: int) -> None:
-        step = max(1, total // 10)
-        if done == total or done // step != last.get(split, 0) // step:
-            print(f"  {split}: {done}/{total}", file=sys.stderr, flush=True)
-        last[split] = done
+        if split not in bars:
+            bars[split] = progress_bar(total=total, desc=f"packing {split}", unit="img")
+        bar = bars[split]
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
 
     report = prepare_store(
         args.src,

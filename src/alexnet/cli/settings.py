@@ -30,6 +30,9 @@ from alexnet.engine.config import NONE_WORDS, TrainConfig, literal_choices, sett
 __all__ = ["add_model_options", "add_settings", "model_options_from_args", "settings_from_args"]
 
 _GROUP = re.compile(r"^\s*# ---- (.+)$")
+# The names timm's train.py and torchvision's references/classification/train.py give
+# these settings, accepted beside ours.
+ALIASES = {"batch_size": ("-b",), "workers": ("-j",), "out": ("--output",)}
 # set through other flags or read from the data: no flag of their own
 _MODEL_OPTIONS_SKIPPED = ("input_size",)
 
@@ -105,8 +108,11 @@ def add_settings(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> No
         group = sections.setdefault(title, parser.add_argument_group(title))
         default = getattr(defaults, name)
         shown = "" if default in (None, {}) else f" (default: {default})"
+        aliases = ALIASES.get(name, ()) if cls is TrainConfig else ()
         group.add_argument(
+            *[a for a in aliases if not a.startswith("--")],
             f"--{name.replace('_', '-')}",
+            *[a for a in aliases if a.startswith("--")],
             dest=name,
             default=None,
             help=(docs.get(name, "") + shown).replace("%", "%%"),

@@ -2,11 +2,15 @@
 
 Settings resolve as: the paper's defaults < --preset < --config FILE < flags.
 Without --data the generated demo dataset is used (preset "demo"). The run
-directory (--out) receives config.yaml, metrics.jsonl, checkpoints/last.pt and
-best.pt, plots/curves.png, summary.json, report.html and, with the tensorboard
-package installed, tb/ (TensorBoard event files). SIGINT/SIGTERM finish the current
-step, write checkpoints/last.pt and exit with 130/143; continue with --resume auto.
-Under torchrun every process runs this same command.
+directory (--out, or --output) receives config.yaml, metrics.jsonl, checkpoints/last.pt
+and best.pt (and best-epochNNN.pt with --keep-best), plots/curves.png, summary.json,
+report.html and, with the tensorboard package installed, tb/ (TensorBoard event files).
+SIGINT/SIGTERM finish the current step, write checkpoints/last.pt and exit with 130/143;
+continue with --resume auto.
+Under torchrun every process runs this same command. -b, -j and --output are timm's and
+torchvision's names for --batch-size, --workers and --out. Every configuration error,
+missing files and unusable devices included, is reported at once with exit code 2 before
+anything is created (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ RESUME_OVERRIDABLE = {
     "workers",
     "device",
     "quiet",
+    "log_interval",
     "eval_batches",
     "out",
     "data",
@@ -72,9 +77,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _resume_config(args: argparse.Namespace, over: dict, model_kw: dict):
-    """(the checkpoint's configuration with the overridable flags applied, its state), or
-    (None, None) for --resume auto in a directory that holds no run (or, with --overwrite,
-    nothing resumable); a run with nothing resumable is refused (``resume_point``)."""
+    """(the checkpoint's configuration with the overridable flags applied, its state, its
+    path), or (None, None, None) for --resume auto in a directory that holds no run (or,
+    with --overwrite, nothing resumable); a run with nothing resumable is refused
+    (``resume_point``)."""
     from alexnet.engine.checkpoint import load_checkpoint
     from alexnet.engine.config import config_from_dict
     from alexnet.engine.rundir import resume_point
@@ -87,7 +93,7 @@ def _resume_config(args: argparse.Namespace, over: dict, model_kw: dict):
             raise UserError("--resume auto needs --out (the run directory to continue)", 2)
         path, state = resume_point(Path(over["out"]), overwrite=args.overwrite)
         if path is None:
-            return None, None
+            return None, None, None
     else:
         state = load_checkpoint(path, mmap=True)  # read once: train() gets this dict
     cfg = config_from_dict(state["config"], f"checkpoint {path}")
@@ -102,12 +108,13 @@ def _resume_config(args: argparse.Namespace, over: dict, model_kw: dict):
         )
     for k in RESUME_OVERRIDABLE & set(over):
         setattr(cfg, k, over[k])
-    return cfg, state
+    return cfg, state, str(path)
 
 
 def _init_from_model(cfg, given: dict) -> None:
-    """With --init-from and no --model given, train the file's model with its options."""
-    if cfg.init_from is None or "model" in given:
+    """With --init-from and no --model given, train the file's model with its options (a
+    missing file is left to ``TrainConfig.problems``)."""
+    if cfg.init_from is None or "model" in given or not Path(cfg.init_from).is_file():
         return
     from alexnet.tasks.loading import read_state
 
@@ -117,16 +124,23 @@ def _init_from_model(cfg, given: dict) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    """-> (TrainConfig, resume: None | "auto" | checkpoint dict)."""
+    """-> (TrainConfig, resume: None | "auto" | checkpoint dict, the checkpoint's path).
+    Every configuration error, missing --resume, --init-from and --data included, is raised
+    at once (exit 2) before anything is created; a file that is there but unreadable
+    (a corrupt checkpoint) is a failure of its own (exit 1)."""
     from alexnet.cli.settings import model_options_from_args, settings_from_args
     from alexnet.engine.config import resolve_config
 
     over = settings_from_args(args)
     model_kw = model_options_from_args(args)
-    if args.resume:
-        cfg, state = _resume_config(args, over, model_kw)
+    errors = []
+    if args.resume and args.resume != "auto" and not Path(args.resume).is_file():
+        errors.append(f"--resume {args.resume}: no such file")  # with the flags' own below
+    elif args.resume:
+        cfg, state, path = _resume_config(args, over, model_kw)
         if cfg is not None:
-            return cfg, state
+            cfg.validate()
+            return cfg, state, path
     preset = args.preset or ("demo" if args.data is None and args.config is None else None)
     if model_kw:
         over["model_kwargs"] = {**over.get("model_kwargs", {}), **model_kw}
@@ -134,20 +148,24 @@ def build_config(args: argparse.Namespace):
     _init_from_model(cfg, over)
     if "out" not in over and args.config is None and (preset is None or cfg.out == "runs/alexnet"):
         cfg.out = f"runs/{preset or cfg.model}"
-    return cfg, ("auto" if args.resume else None)
+    cfg.validate(errors)
+    return cfg, ("auto" if args.resume else None), None
 
 
 def run(args: argparse.Namespace) -> int:
     from alexnet.engine.config import config_yaml
 
-    cfg, resume = build_config(args)
+    cfg, resume, resume_path = build_config(args)
     if args.print_config:
-        cfg.validate()
         sys.stdout.write(config_yaml(cfg))
         return 0
     from alexnet.outputs.runner import run_training
 
     run_training(
-        cfg, resume=resume, overwrite=args.overwrite, allow_data_change=args.allow_data_change
+        cfg,
+        resume=resume,
+        overwrite=args.overwrite,
+        allow_data_change=args.allow_data_change,
+        resume_path=resume_path,
     )
     return 0

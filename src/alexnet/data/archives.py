@@ -107,7 +107,10 @@ def _extract(archive: Path, name: str, dest: Path) -> None:
     try:
         with tarfile.open(archive) as tar:
             _check_members(tar, archive, name, dest)
-            tar.extractall(dest, filter="data")
+            from alexnet.progress import progress
+
+            members = progress(tar.getmembers(), desc=f"extracting {name}", unit="file")
+            tar.extractall(dest, members=members, filter="data")
     except UserError:
         raise
     except OSError as e:

@@ -136,6 +136,12 @@ def make_demo_dataset(
         raise UserError(f"{display_path(root)} is not empty and holds no demo data; pick another")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{root.name}.tmp-", dir=root.parent))
+    from alexnet.progress import progress
+
+    total = num_classes * (train_per_class + val_per_class)
+    bar = progress(
+        total=total, desc=f"generating the demo dataset in {display_path(root)}", unit="img"
+    )
     try:
         for split_code, (split, n) in enumerate(
             (("train", train_per_class), ("val", val_per_class))
@@ -147,10 +153,12 @@ def make_demo_dataset(
                     rng = np.random.default_rng([seed, split_code, c, i])
                     img = draw_demo_image(DEMO_CLASSES[c], rng, size)
                     img.save(folder / f"{i:05d}.jpg", quality=90)
+                    bar.update()
         (tmp / SPEC_FILE).write_text(json.dumps(asdict(spec), indent=2))
         if root.exists():  # an older demo (its spec differs) or an empty folder
             shutil.rmtree(root)
         os.rename(tmp, root)
+        bar.close()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

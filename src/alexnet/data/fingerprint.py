@@ -66,8 +66,11 @@ def fingerprint(dataset: Any) -> dict[str, Any]:
     """The fingerprint (module docstring) of what ``build_dataset`` returns."""
     from .folder import ImageFolderDataset
     from .sources import TorchvisionDataset
+    from .split import HeldOut
     from .store import PackedDataset
 
+    if isinstance(dataset, HeldOut):  # --val-split: the split is a function of the whole
+        return fingerprint(dataset.base)
     classes = [str(c) for c in getattr(dataset, "classes", [])]
     base = {
         "version": FINGERPRINT_VERSION,

@@ -379,7 +379,9 @@ def compute_stats(
         idx = np.sort(np.random.default_rng(seed).choice(n, max_images, replace=False))
     s1, s2 = np.zeros(3), np.zeros((3, 3))
     image_sum = np.zeros((3, size, size))
-    for i in idx:
+    from alexnet.progress import progress
+
+    for i in progress(idx, desc=f"statistics of {source} (mean, PCA)", unit="img"):
         a = resized_uint8(data[int(i)][0], size, mode).numpy()  # (3, S, S) uint8
         x = a.astype(np.float64) / 255.0
         image_sum += x

@@ -79,6 +79,9 @@ class TrainConfig:
     packed store's uint8 images); auto: device with a packed store, else loader."""
     skip_bad: bool = False
     """Skip unreadable images (counted and reported) instead of failing."""
+    val_split: float | None = None
+    """Where the data has no val/: hold out this fraction of train/ for validation (seeded
+    by --seed, stratified by class; recorded, so a resume validates on the same images)."""
 
     # ---- optimisation (§5)
     epochs: int = 90
@@ -135,8 +138,15 @@ class TrainConfig:
     """Stop after this many optimizer steps (smoke runs, iteration budgets)."""
     eval_batches: int | None = None
     """Evaluate on at most this many validation batches (smoke runs)."""
+    keep_best: int = 0
+    """Also keep the K best epochs' weights by val top-1 error as
+    checkpoints/best-epochNNN.pt beside best.pt (one that drops out of the K best is
+    deleted); 0: best.pt only."""
     quiet: bool = False
-    """No progress bars; one log line per epoch."""
+    """No progress within an epoch (no bar, no step lines); one log line per epoch."""
+    log_interval: int | None = None
+    """Where stderr is not a terminal (a log file): a plain line every this many steps
+    instead of a progress bar; None: about 20 per epoch (steps per epoch // 20)."""
 
     # ---- hardware
     device: str = "auto"
@@ -156,23 +166,57 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def validate(self) -> None:
-        """Raise one UserError listing every invalid value."""
+    def validate(self, extra: list[str] | None = None) -> None:
+        """Raise one UserError (exit 2) listing every invalid value of this configuration,
+        after ``extra`` (the CLI's own: a missing --resume file)."""
+        e = [*(extra or []), *self.problems()]
+        if len(e) == 1:
+            raise UserError(f"invalid configuration: {e[0]}", exit_code=2)
+        if e:
+            raise UserError("invalid configuration:\n  " + "\n  ".join(e), exit_code=2)
+
+    def problems(self) -> list[str]:
+        """Every invalid value, missing file, and device or data the run cannot have; reads
+        no image and creates nothing."""
         e = _type_errors(self)
         e += self._model_errors()
         e += self._range_errors()
-        from alexnet.data.sources import check_source
-
-        if self.data is not None:
-            problem = check_source(self.data)
-            if problem:
-                e.append(f"--data {problem}")
+        if isinstance(self.init_from, str) and not Path(self.init_from).is_file():
+            e.append(f"--init-from {self.init_from}: no such file")
+        e += self._data_errors()
         if self.demo:
             from alexnet.data.demo import demo_option_errors
 
             e += [f"--demo: {m}" for m in demo_option_errors(self.demo)]
-        if e:
-            raise UserError("invalid configuration:\n  " + "\n  ".join(e), exit_code=2)
+        return e + self._device_errors()
+
+    def _data_errors(self) -> list[str]:
+        from alexnet.data.sources import check_source
+        from alexnet.data.split import split_problems
+
+        if not isinstance(self.data, str) and self.data is not None:
+            return []
+        problem = check_source(self.data) if self.data is not None else None
+        if problem:
+            return [f"--data {problem}"]
+        split = float(self.val_split) if _is_real(self.val_split) else None
+        return split_problems(self.data or "demo", split)
+
+    def _device_errors(self) -> list[str]:
+        """--device and --amp as this machine can run them (not --model-parallel's)."""
+        from alexnet.runtime import resolve_amp, resolve_device
+
+        if not isinstance(self.device, str) or self.model_parallel:
+            return []
+        try:
+            device = resolve_device(self.device)
+        except UserError as err:
+            return [str(err)]
+        try:
+            resolve_amp(self.amp, device, training=True)
+        except UserError as err:
+            return [str(err)]
+        return []
 
     def _model_errors(self) -> list[str]:
         from alexnet.models import list_models, model_info
@@ -220,10 +264,15 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, (int, float)) and v < 0:
                 e.append(f"--{_flag(name)} must be >= 0, got {v}")
-        for name in ("step_epochs", "step_iterations", "max_steps", "eval_batches", "resize"):
+        names = ("step_epochs", "step_iterations", "max_steps", "eval_batches", "resize")
+        for name in (*names, "log_interval"):
             v = getattr(self, name)
             if isinstance(v, int) and v < 1:
                 e.append(f"--{_flag(name)} must be >= 1, got {v}")
+        if isinstance(self.keep_best, int) and self.keep_best < 0:
+            e.append(f"--keep-best must be >= 0, got {self.keep_best}")
+        if _is_real(self.val_split) and not 0 < self.val_split < 1:
+            e.append(f"--val-split must be a fraction in (0, 1), got {self.val_split}")
         if isinstance(self.workers, int) and self.workers < 0:
             e.append(f"--workers must be >= 0, got {self.workers}")
         size = self.input_size or 227
@@ -267,6 +316,10 @@ class TrainConfig:
         if self.input_size is not None and "input_size" in model_info(self.model).options:
             kwargs.setdefault("input_size", self.input_size)
         return kwargs
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _known_models() -> list[str]:

@@ -167,7 +167,14 @@ def build_data(
             f"{common['resize_mode']}` or pass --resize-mode {packed}",
             exit_code=2,
         )
-    val_ds = build_dataset(source, "val", val_tf, skip_bad=cfg.skip_bad)
+    if cfg.val_split is not None:
+        from alexnet.data.split import hold_out
+
+        train_base, val_ds = hold_out(
+            source, train_base, val_tf, float(cfg.val_split), cfg.seed, cfg.skip_bad
+        )
+    else:
+        val_ds = build_dataset(source, "val", val_tf, skip_bad=cfg.skip_bad)
     classes = list(train_base.classes)
     if list(val_ds.classes) != classes:
         raise UserError(
@@ -264,38 +271,46 @@ def init_from_weights(
 ) -> tuple[set[str], list[str]]:
     """Copy ``loaded``'s weights into ``model``; a head (fc8) of another class count, or of
     other class names than ``classes`` when the file records its own, stays freshly
-    initialised. -> (the parameter names copied, notes for the log)."""
+    initialised. -> (the parameter names copied, the log's line saying what was loaded:
+    ``initialised from W.pt: 14 tensors loaded, fc8 re-initialised (1000→10 classes)``)."""
     sd = strip_prefixes(loaded.model.state_dict())
     own = model.state_dict()
-    notes = []
     n_file, n_run = sd[head + ".weight"].shape[0], own[head + ".weight"].shape[0]
+    replaced = ""
     if n_file != n_run:
-        notes.append(f"{source}: fc8 replaced ({n_file} -> {n_run} classes), freshly initialised")
+        replaced = f"fc8 re-initialised ({n_file}→{n_run} classes)"
     elif classes and loaded.classes and not same_classes(list(loaded.classes), list(classes)):
-        notes.append(
-            f"{source}: fc8 replaced (the file's {n_file} classes are not the data's), "
-            "freshly initialised"
-        )
-    if notes:
+        replaced = f"fc8 re-initialised (the file's {n_file} classes are not the data's)"
+    if replaced:
         sd = {k: (own[k] if k.startswith(head + ".") else v) for k, v in sd.items()}
     load_weights(model, sd, source, loaded.model_name)
-    copied = {n for n, _ in model.named_parameters() if not notes or not n.startswith(head + ".")}
-    return copied, notes
+    copied = {
+        n for n, _ in model.named_parameters() if not replaced or not n.startswith(head + ".")
+    }
+    n_loaded = sum(1 for k in sd if not (replaced and k.startswith(head + ".")))
+    line = f"initialised from {source}: {n_loaded} tensors loaded"
+    return copied, [f"{line}, {replaced}" if replaced else line]
 
 
-def freeze_layers(model: nn.Module, model_name: str, upto: str) -> list[nn.Module]:
+def freeze_layers(model: nn.Module, model_name: str, upto: str) -> tuple[list[nn.Module], str]:
     """``requires_grad_(False)`` for the layers conv1 .. ``upto`` (and their BatchNorms,
-    returned: the loop keeps them in eval mode so their running statistics stay)."""
+    returned: the loop keeps them in eval mode so their running statistics stay). -> (those
+    norms, the log's line: ``froze conv1..conv5 (3,747,200 parameters); training fc6..fc8``)."""
     info = model_info(model_name)
     names = list(info.layers)
     norms = []
-    for name in names[: names.index(upto) + 1]:
+    frozen = names[: names.index(upto) + 1]
+    for name in frozen:
         model.get_submodule(info.layers[name]).requires_grad_(False)
         if name in info.norms:
             norm = model.get_submodule(info.norms[name])
             norm.requires_grad_(False)
             norms.append(norm)
-    return norms
+    count = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    trained = names[len(frozen) :]
+    span = f"{frozen[0]}..{frozen[-1]}" if len(frozen) > 1 else frozen[0]
+    rest = f"{trained[0]}..{trained[-1]}" if len(trained) > 1 else trained[0]
+    return norms, f"froze {span} ({count:,} parameters); training {rest}"
 
 
 def pretrained_weights(
@@ -371,7 +386,8 @@ def build_model(
             n for n, _ in model.named_parameters() if not (replaced and n.startswith(head + "."))
         }
     if cfg.freeze is not None:
-        bundle.frozen_norms = freeze_layers(model, cfg.model, cfg.freeze)
+        bundle.frozen_norms, froze = freeze_layers(model, cfg.model, cfg.freeze)
+        bundle.notes.append(froze)
     if cfg.model_parallel:
         from alexnet.engine.parallel import wrap_model_parallel
 

@@ -83,6 +83,7 @@ class Trainer:
         dist: DistInfo,
         callbacks: Sequence[Callback] = (),
         allow_data_change: bool = False,
+        resume_path: str | None = None,
     ) -> None:
         self.cfg, self.dist = cfg, dist
         self.allow_data_change = allow_data_change
@@ -156,6 +157,15 @@ class Trainer:
         self.best_error = math.inf
         if resume_state is not None:
             self._restore(resume_state)
+            where = f"resumed {resume_path}" if resume_path else "resumed"
+            spe = self.data.steps_per_epoch
+            self.notes.insert(
+                0,
+                f"{where} in epoch {self.epoch + 1} at step {self.step} (batch "
+                f"{self.batch_in_epoch}/{spe} of the epoch)"
+                if self.batch_in_epoch
+                else f"{where} at epoch {self.epoch} step {self.step}",
+            )
         if dist.enabled:  # same initial weights on every rank, different dropout masks
             torch.manual_seed(cfg.seed * 7919 + self.step * 104729 + dist.rank + 1)
 
@@ -259,7 +269,7 @@ class Trainer:
             f"{self.device}, amp={self.amp}, channels_last={self.channels_last}, "
             f"world_size={self.dist.world_size}"
         )
-        for note in [*self.notes, self.data.scan_summary()]:
+        for note in [*self.notes, self._validation_line(), self.data.scan_summary()]:
             if note:
                 log.line(note)
         if self.epoch >= cfg.epochs:
@@ -283,12 +293,33 @@ class Trainer:
         if self.data.skipped():
             log.always(f"skipped {self.data.skipped()} unreadable image(s) (--skip-bad)")
         summary = summarize_run(self.records, time.time() - t_start)
+        summary["weights"] = "ema" if self.ema is not None else "raw"
+        if cfg.val_split is not None:
+            summary["val_split"] = {
+                "fraction": cfg.val_split,
+                "seed": cfg.seed,
+                "train_images": self.data.train_size,
+                "val_images": self.data.val_size,
+            }
         if self.dist.is_main:
             write_json_atomic(self.out / "summary.json", summary)
             log.always("\n" + format_table(self.records))
         self._emit("on_train_end", summary)
         barrier()
         return summary
+
+    def _validation_line(self) -> str:
+        """What validation scores: the held-out split, and the EMA where the run keeps one
+        (evaluate, predict and the report score it too: ``--weights auto``)."""
+        cfg, parts = self.cfg, []
+        if cfg.val_split is not None:
+            parts.append(
+                f"{self.data.val_size} images held out of train/ (--val-split {cfg.val_split:g}, "
+                f"seed {cfg.seed})"
+            )
+        if self.ema is not None:
+            parts.append(f"the EMA of the weights (--ema-decay {cfg.ema_decay:g})")
+        return f"validation scores {' with '.join(parts)}" if parts else ""
 
     def _stop_all(self, stop: StopRequest) -> bool:
         return broadcast_flag(stop.signum is not None, self.device) if self.dist.enabled else False
@@ -406,9 +437,28 @@ class Trainer:
             self.save("last.pt", state)
             if improved:
                 self.save("best.pt", dict(state, optimizer=None, scaler=None))
+            if cfg.keep_best:
+                self._keep_best(dict(state, optimizer=None, scaler=None), rec)
             write_metrics(self.out, self.records)
         self._emit("on_epoch_end", rec)
         barrier()
+
+    def _keep_best(self, state: dict, rec: dict) -> None:
+        """--keep-best K: checkpoints/best-epochNNN.pt for the K epochs of lowest val top-1
+        error so far (ties: the earlier epoch); this epoch's is written (atomically) before
+        one that drops out of the K is deleted. A partial epoch never counts."""
+        ranked = sorted(
+            (r["val_top1_error"], r["epoch"])
+            for r in self.records
+            if not r.get("partial") and not math.isnan(r["val_top1_error"])
+        )
+        keep = {epoch for _, epoch in ranked[: self.cfg.keep_best]}
+        if not rec.get("partial") and rec["epoch"] in keep:
+            self.save(f"best-epoch{rec['epoch']:03d}.pt", state)
+        for p in (self.out / "checkpoints").glob("best-epoch*.pt"):
+            epoch = p.stem.removeprefix("best-epoch")
+            if epoch.isdigit() and int(epoch) not in keep:
+                p.unlink(missing_ok=True)
 
     def _stopped(self, signum: int, log: _Logger) -> dict:
         path = self.save("last.pt")
@@ -453,6 +503,7 @@ def train(
     overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
     allow_data_change: bool = False,
+    resume_path: str | None = None,
 ) -> dict:
     """Run a training job described by ``cfg``; returns the summary (summary.json).
 
@@ -465,7 +516,8 @@ def train(
     device, AMP, --init-from) runs before the run directory is written: a failed start
     leaves it as it was (a directory it had to create is removed again). A resume refuses
     data that changed since the checkpoint unless ``allow_data_change`` (then recorded in
-    the checkpoints).
+    the checkpoints). ``resume_path``: the file a ``resume`` dict was read from (for the
+    log's ``resumed PATH at epoch E step S`` line).
     """
     from alexnet.engine.checkpoint import load_checkpoint
 
@@ -482,12 +534,13 @@ def train(
         with lock:
             state = resume if isinstance(resume, dict) else None
             if resume == "auto":
-                state = resume_point(out, overwrite=overwrite)[1]
+                found, state = resume_point(out, overwrite=overwrite)
+                resume_path = str(found) if found else None
             elif isinstance(resume, (str, os.PathLike)):
-                state = load_checkpoint(resume, mmap=True)
+                state, resume_path = load_checkpoint(resume, mmap=True), str(resume)
             if dist.is_main:
                 check_run_dir(out, resume=state is not None, overwrite=overwrite)
-            trainer = Trainer(cfg, state, dist, callbacks, allow_data_change)
+            trainer = Trainer(cfg, state, dist, callbacks, allow_data_change, resume_path)
             if dist.is_main:
                 prepare_run_dir(out, resume=state is not None, overwrite=overwrite)
                 save_config(cfg, out / "config.yaml")

@@ -347,14 +347,25 @@ SECTIONS: list[tuple[str, Callable[[Run, dict], str]]] = [
 
 
 def build_report(
-    run_dir: str | os.PathLike, *, device: str = "auto", max_images: int = 500, samples: int = 8
+    run_dir: str | os.PathLike,
+    *,
+    device: str = "auto",
+    max_images: int = 500,
+    samples: int = 8,
+    progress: bool = True,
 ) -> RunReport:
-    """Render the report's HTML; a section that cannot be drawn becomes a note."""
+    """Render the report's HTML; a section that cannot be drawn becomes a note.
+    ``progress``: a bar (a line per section off a terminal) naming the section drawn."""
+    from alexnet.progress import progress as progress_bar
+
     stamp = made_from(run_dir)  # before reading: a file changed meanwhile counts as newer
     run = read_run(run_dir)
     ctx = {"device": device, "max_images": max_images, "samples": samples}
     body, skipped = [], []
+    bar = progress_bar(total=len(SECTIONS), desc="report", unit="section", disable=not progress)
     for title, section in SECTIONS:
+        bar.set_description_str(f"report: {title.lower()}", refresh=False)
+        bar.update()
         try:
             content = section(run, ctx)
         except Exception as e:  # noqa: BLE001 - a missing piece never sinks the report
@@ -362,6 +373,8 @@ def build_report(
             skipped.append(f"{title}: {reason}")
             content = f"<p class='note'>Section skipped: {_esc(reason)}</p>"
         body.append(f"<section><h2>{_esc(title)}</h2>\n{content}\n</section>")
+    bar.set_description_str("report", refresh=False)
+    bar.close()
     model = run.config.get("model", "")
     when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     page = (
@@ -384,6 +397,7 @@ def write_report(
     device: str = "auto",
     max_images: int = 500,
     samples: int = 8,
+    progress: bool = True,
 ) -> Path:
     """Write ``RUN_DIR/report.html`` (or ``out``) atomically, holding the run's lock when
     ``out`` is in a run directory; returns its path."""
@@ -391,7 +405,9 @@ def write_report(
     if not Path(run_dir).is_dir():
         raise UserError(f"run directory {run_dir} does not exist")
     with holding_run_of(out, "report"):
-        report = build_report(run_dir, device=device, max_images=max_images, samples=samples)
+        report = build_report(
+            run_dir, device=device, max_images=max_images, samples=samples, progress=progress
+        )
         return save_report(report, out)
 
 
@@ -439,7 +455,7 @@ class ReportCallback(Callback):
         import sys
 
         try:
-            path = write_report(trainer.cfg.out)
+            path = write_report(trainer.cfg.out, progress=not trainer.cfg.quiet)
             if not trainer.cfg.quiet:
                 print(f"report: {path}", file=sys.stderr, flush=True)
         except Exception as e:  # noqa: BLE001 - the report must never cost a finished run

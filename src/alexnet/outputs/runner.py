@@ -8,17 +8,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from alexnet.engine.callbacks import Callback, ProgressBar, tensorboard_or_none
+from alexnet.engine.callbacks import Callback, ProgressBar, StepLines, tensorboard_or_none
 from alexnet.engine.config import TrainConfig
 
 
 def standard_callbacks(cfg: TrainConfig) -> list[Callback]:
-    """Progress bars (unless ``quiet``), ``plots/curves.png``, ``tb/`` event files when the
+    """Progress (unless ``quiet``): a bar on a terminal, else a line per ``log_interval``
+    steps; ``plots/curves.png``, ``tb/`` event files when the
     ``tensorboard`` package is installed, and ``report.html`` at the end."""
+    from alexnet.progress import is_terminal
     from alexnet.outputs.report import ReportCallback
     from alexnet.outputs.viz.callbacks import CurvesPlot
 
-    callbacks: list[Callback] = [] if cfg.quiet else [ProgressBar()]
+    callbacks: list[Callback] = []
+    if not cfg.quiet:
+        callbacks.append(ProgressBar() if is_terminal() else StepLines(cfg.log_interval))
     callbacks.append(CurvesPlot())
     tb = tensorboard_or_none(Path(cfg.out) / "tb")
     if tb is not None:
@@ -34,6 +38,7 @@ def run_training(
     overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
     allow_data_change: bool = False,
+    resume_path: str | None = None,
 ) -> dict:
     """``alexnet train``: run ``cfg`` with the standard callbacks (plus ``callbacks``);
     returns the summary."""
@@ -45,4 +50,5 @@ def run_training(
         overwrite=overwrite,
         callbacks=[*standard_callbacks(cfg), *callbacks],
         allow_data_change=allow_data_change,
+        resume_path=resume_path,
     )

@@ -84,9 +84,10 @@ def evaluate_checkpoints(
     skipped: list[str] = []
     bar = None
     if progress and dist.is_main:
-        from tqdm import tqdm
+        from alexnet.progress import progress as progress_bar
 
-        bar = tqdm(total=len(loader), desc="evaluate", unit="batch", leave=False)
+        total = len(loader) if max_batches is None else min(len(loader), max_batches)
+        bar = progress_bar(total=total, desc=f"evaluate {data} [{split}]", unit="batch")
     try:
         res = evaluate(
             setup.modules,

@@ -284,9 +284,9 @@ def extract_features(
     loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, shuffle=False)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from alexnet.progress import progress as progress_bar
 
-        bar = tqdm(total=n, desc=f"features {layer}", unit="img", leave=False)
+        bar = progress_bar(total=n, desc=f"features {layer} of {data} [{split}]", unit="img")
     try:
         dim = _write_features(out, loader, n, layer, ds, model, setup, bar)
     except OSError as e:
