@@ -5,7 +5,7 @@ characters long in a log).
 ``progress(iterable, total=..., desc=..., unit=...)`` is a ``tqdm``; off a terminal it
 writes ``desc: 400/1000 img (40%), 98.2 img/s, eta 00:06`` when it starts, at most every
 ``LINE_SECONDS`` after, and once when it finishes. Training's own lines (one per
-``--log-interval`` steps) are ``alexnet.callbacks.StepLines``.
+``--log-interval`` steps) are ``alexnet.engine.callbacks.StepLines``.
 """
 
 from __future__ import annotations

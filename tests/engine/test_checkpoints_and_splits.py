@@ -11,11 +11,11 @@ from collections import Counter
 import pytest
 import torch
 
-from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main
 from alexnet.data.split import stratified_split
+from alexnet.engine.checkpoint import load_checkpoint
+from alexnet.engine.train import train
 from alexnet.progress import progress
-from alexnet.train import train
 
 
 def test_stratified_split_is_seeded_per_class_and_disjoint():

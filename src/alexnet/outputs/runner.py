@@ -16,9 +16,9 @@ def standard_callbacks(cfg: TrainConfig) -> list[Callback]:
     """Progress (unless ``quiet``): a bar on a terminal, else a line per ``log_interval``
     steps; ``plots/curves.png``, ``tb/`` event files when the
     ``tensorboard`` package is installed, and ``report.html`` at the end."""
-    from alexnet.progress import is_terminal
     from alexnet.outputs.report import ReportCallback
     from alexnet.outputs.viz.callbacks import CurvesPlot
+    from alexnet.progress import is_terminal
 
     callbacks: list[Callback] = []
     if not cfg.quiet:
