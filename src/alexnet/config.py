@@ -133,7 +133,8 @@ class TrainConfig:
     max_steps: int | None = None
     """Stop after this many optimizer steps (smoke runs, iteration budgets)."""
     eval_batches: int | None = None
-    """Evaluate on at most this many validation batches (smoke runs)."""
+    """Evaluate on this many validation batches (smoke runs), their images evenly spaced
+    through the split so that every class is scored."""
     quiet: bool = False
     """No progress bars; one log line per epoch."""
 

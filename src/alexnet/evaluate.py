@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import Dataset, default_collate
 
 from alexnet.distributed import all_reduce_sum
 from alexnet.runtime import autocast, to_device
@@ -40,55 +39,21 @@ class EvalResult:
     loss: float
     images: int
     ten_crop: bool = False
-    per_class_accuracy: list[float] | None = None
+    per_class_accuracy: list[float | None] | None = None  # None: no image of the class
     confusion: list[list[int]] | None = None
     skipped: list[str] = field(default_factory=list)  # --skip-bad: the unreadable images
     weights: str = ""  # which weights, where a file holds an EMA too ("EMA (decay 0.999)")
+    classes_found: int = 0  # the checkpoint's classes the data holds
+    classes_line: str = ""  # "3 of the checkpoint's 1000 classes found in DIR (by WordNet id)"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-@dataclass
-class _Unreadable:
-    """An image ``--skip-bad`` leaves out, in place of its sample: ``message`` names it."""
-
-    message: str
-
-
-class _ReadableOnly(Dataset):
-    """``ds`` with each unreadable image given as an :class:`_Unreadable`, which
-    :func:`_collate_readable` takes out of its batch: a bad image counts neither as an
-    image nor in the metric (the dataset's own ``skip_bad`` puts the next good image in
-    its place, right for training, wrong for a score)."""
-
-    def __init__(self, ds: Dataset) -> None:
-        self.ds, self.classes = ds, ds.classes
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, index: int):
-        from alexnet.data.images import BadImageError
-
-        try:
-            return self.ds[index]
-        except BadImageError as e:
-            return _Unreadable(str(e))
-
-
-def _collate_readable(items: list) -> tuple:
-    """(the readable samples collated, or None; the messages of the unreadable ones)."""
-    good = [x for x in items if not isinstance(x, _Unreadable)]
-    bad = [x.message for x in items if isinstance(x, _Unreadable)]
-    return (default_collate(good) if good else None), bad
-
-
-def _readable_batches(loader: Iterable, skipped: list[str]) -> Iterator:
-    for batch, bad in loader:
-        skipped.extend(bad)
-        if batch is not None:
-            yield batch
+def _relabelled(batches: Iterable, lut: torch.Tensor) -> Iterator:
+    """(images, target) batches with each target replaced by ``lut[target]``."""
+    for images, target in batches:
+        yield images, lut[target]
 
 
 @torch.no_grad()
@@ -167,9 +132,9 @@ def evaluate(
     if n == 0:
         return EvalResult(float("nan"), float("nan"), float("nan"), 0, ten_crop)
     per_class = None
-    if cm is not None:
-        totals = cm.sum(1).clamp_min(1)
-        per_class = (cm.diag().double() / totals).tolist()
+    if cm is not None:  # None for a class the data does not hold
+        totals = cm.sum(1).tolist()
+        per_class = [d / t if t else None for d, t in zip(cm.diag().tolist(), totals, strict=True)]
     return EvalResult(
         top1_error=1.0 - c1 / n,
         top5_error=1.0 - c5 / n,
@@ -207,40 +172,37 @@ def evaluate_checkpoints(
     from torch.utils.data import DataLoader
 
     from alexnet.data import build_dataset
+    from alexnet.data.classes import map_classes
+    from alexnet.data.images import display_path
+    from alexnet.data.readable import ReadableOnly, collate_readable, readable_batches
     from alexnet.distributed import init_distributed
     from alexnet.errors import UserError
-    from alexnet.inference import (
-        EnsembleTransform,
-        load_for_inference,
-        same_classes,
-        weights_line,
-    )
+    from alexnet.inference import EnsembleTransform, load_for_inference, weights_line
     from alexnet.sampler import ShardSampler
 
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}", exit_code=2)
     if max_batches is not None and max_batches < 1:
-        raise UserError(f"--max-batches must be >= 1, got {max_batches}", exit_code=2)
+        raise UserError(f"--eval-batches must be >= 1, got {max_batches}", exit_code=2)
     setup = load_for_inference(
         checkpoints, device=device, amp=amp, channels_last=channels_last, weights=weights
     )
     dist = init_distributed(setup.device.type)
     transform = EnsembleTransform(setup, ten_crop)
     ds = build_dataset(data, split, transform)
-    if not same_classes(setup.classes, ds.classes):
-        raise UserError(
-            f"{data} ({split}) has {len(ds.classes)} classes {list(ds.classes)[:3]}..., but the "
-            f"checkpoint was trained on {len(setup.classes)} classes {setup.classes[:3]}..."
-        )
+    where = display_path(ds.root) if hasattr(ds, "root") else f"{data} [{split}]"
+    cmap = map_classes(setup.classes, ds.classes, where)
     # Each 10-crop sample is ten images: keep the number of images per batch comparable.
     bs = max(1, batch_size // 10) if ten_crop else batch_size
+    # --eval-batches: that many batches per process, spread evenly through the split
+    limit = None if max_batches is None else max_batches * bs * dist.world_size
     loader = DataLoader(
-        _ReadableOnly(ds) if skip_bad else ds,
+        ReadableOnly(ds) if skip_bad else ds,
         batch_size=bs,
-        sampler=ShardSampler(len(ds), dist.rank, dist.world_size),
+        sampler=ShardSampler(len(ds), dist.rank, dist.world_size, limit=limit),
         num_workers=workers,
         pin_memory=setup.device.type == "cuda",
-        collate_fn=_collate_readable if skip_bad else None,
+        collate_fn=collate_readable if skip_bad else None,
     )
     skipped: list[str] = []
     bar = None
@@ -248,15 +210,17 @@ def evaluate_checkpoints(
         from tqdm import tqdm
 
         bar = tqdm(total=len(loader), desc="evaluate", unit="batch", leave=False)
+    batches = readable_batches(loader, skipped) if skip_bad else loader
+    if not cmap.identity:  # the data's class i is the checkpoint's output cmap.indices[i]
+        batches = _relabelled(batches, torch.tensor(cmap.indices))
     try:
         res = evaluate(
             setup.modules,
-            _readable_batches(loader, skipped) if skip_bad else loader,
+            batches,
             setup.device,
             amp=setup.amp,
             channels_last=setup.channels_last,
             num_classes=len(setup.classes),
-            max_batches=max_batches,
             confusion=confusion,
             ten_crop=ten_crop,
             progress=bar,
@@ -266,6 +230,7 @@ def evaluate_checkpoints(
         if bar is not None:
             bar.close()
     res.skipped = skipped
+    res.classes_found, res.classes_line = len(cmap.indices), cmap.sentence(where)
     res.weights = (weights_line(setup) or "").removeprefix("weights: ")
     if res.images == 0:
         why = f": all {len(skipped)} are unreadable" if skipped else ""

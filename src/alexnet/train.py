@@ -356,7 +356,7 @@ class Trainer:
         return loss.item(), correct
 
     def _end_epoch(self, log: _Logger, partial: bool) -> None:
-        cfg, p = self.cfg, self.partial
+        p = self.partial
         t0 = time.time()
         eval_model = self.ema.module if self.ema is not None else self.model_without_ddp
         res = evaluate(
@@ -365,7 +365,6 @@ class Trainer:
             self.in_dev,
             amp=self.amp,
             channels_last=self.channels_last,
-            max_batches=cfg.eval_batches,
         )
         seen = max(1, p["seen"])
         rec = {

@@ -53,7 +53,8 @@ class ScanReport:
 
 
 def find_split_dir(root: str | os.PathLike, split: str) -> Path:
-    """``root/split``; for ``val`` also ``root/test`` (CIFAR-10's tarball names it so)."""
+    """``root/split`` (train, val or test); for ``val`` also ``root/test`` (CIFAR-10's
+    tarball names it so)."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{display_path(root)}: no such directory")
@@ -64,7 +65,7 @@ def find_split_dir(root: str | os.PathLike, split: str) -> Path:
     names = " or ".join(display_path(c) for c in candidates)
     raise UserError(
         f"{names}: no such directory (an ImageFolder root holds train/<class>/<images> "
-        "and val/<class>/<images>)"
+        "and val/<class>/<images>, and test/<class>/<images> for --split test)"
     )
 
 
