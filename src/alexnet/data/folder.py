@@ -24,7 +24,7 @@ from alexnet.errors import UserError
 
 from .images import BadImageError, display_path, is_image_file, load_image
 
-__all__ = ["ImageFolderDataset", "ScanReport", "find_split_dir", "scan_split"]
+__all__ = ["ImageFolderDataset", "ScanReport", "find_split_dir", "image_files", "scan_split"]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,12 @@ def _walk_images(top: Path, report: ScanReport) -> list[str]:
             else:
                 report._ignore(entry.path)
     return sorted(found)
+
+
+def image_files(top: str | os.PathLike) -> list[str]:
+    """The image files under ``top`` and its sub-folders (links followed, each real
+    folder once), sorted by path."""
+    return _walk_images(Path(top), ScanReport())
 
 
 def _is_file(entry: os.DirEntry) -> bool:
