@@ -245,6 +245,12 @@ class TrainConfig:
                 )
         if self.freeze is not None and self.init_from is None:
             e.append("--freeze keeps pretrained layers fixed: it needs --init-from FILE")
+        mult = self.backbone_lr_mult
+        if isinstance(mult, (int, float)) and mult != 1.0 and self.init_from is None:
+            e.append(
+                f"--backbone-lr-mult {mult} scales the layers taken from --init-from: it "
+                "needs --init-from FILE (or --backbone-lr-mult 1 to train from scratch)"
+            )
         return e
 
     def preprocessing(self) -> dict:
