@@ -164,3 +164,14 @@ def test_resize_is_bounded_as_checkpoints_are(capsys):
     err = capsys.readouterr().err
     assert "--resize (909) must be between the input size (227) and 4 x it (908)" in err
     assert _print_config(capsys, "--resize", "908")["resize"] == 908
+
+
+def test_backbone_lr_mult_without_init_from_is_refused(capsys):
+    """It scales the layers taken from --init-from: alone it would be silently ignored."""
+    assert main(["train", "--print-config", "--backbone-lr-mult", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "--backbone-lr-mult 0.1 scales the layers taken from --init-from" in err
+    assert main(["train", "--print-config", "--preset", "finetune", "--data", "demo"]) == 2
+    assert "it needs --init-from FILE" in capsys.readouterr().err
+    finetune = ["--preset", "finetune", "--backbone-lr-mult", "1", "--data", "demo"]
+    assert _print_config(capsys, *finetune)["backbone_lr_mult"] == 1.0

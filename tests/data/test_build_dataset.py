@@ -57,8 +57,15 @@ def test_empty_class_folder(make_tree):
 
 
 def test_bad_split_name(make_tree):
-    with pytest.raises(UserError, match="split must be one of"):
-        build_dataset(make_tree(), "test")
+    with pytest.raises(UserError, match="split must be one of train, val, test"):
+        build_dataset(make_tree(), "valid")
+
+
+def test_test_split_is_its_own_folder(make_tree):
+    root = make_tree({"train": {"a": 1, "b": 1}, "val": {"a": 1, "b": 1}, "test": {"a": 2, "b": 1}})
+    assert len(build_dataset(root, "test")) == 3 and len(build_dataset(root, "val")) == 2
+    with pytest.raises(UserError, match=r"test: no such directory"):
+        build_dataset(make_tree({"train": {"a": 1}, "val": {"a": 1}}, name="no_test"), "test")
 
 
 def test_non_image_files_are_ignored_and_counted(make_tree):

@@ -42,6 +42,8 @@ def test_evaluate_json_centre_and_ten_crop(two_runs, tiny_data, capsys):
         )
         out = json.loads(capsys.readouterr().out)
         keys = {"top1_error", "top5_error", "loss", "images", "skipped", "ten_crop", "weights"}
+        keys |= {"classes_found"}  # 3 of the checkpoint's 3
+        assert out["classes_found"] == 3
         assert set(out) == keys
         assert out["images"] == 12 and out["ten_crop"] is ten and out["skipped"] == 0
         assert out["weights"] is None  # a run without --ema-decay: one set of weights

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alexnet.engine.sampler import ResumableSampler, ShardSampler, sample_seed
+from alexnet.engine.sampler import ResumableSampler, ShardSampler, sample_seed, strided
 
 
 def test_same_seed_same_order_and_keys():
@@ -41,3 +41,10 @@ def test_sample_seed_is_stable_and_spread():
     assert sample_seed(0, 0, 0) == sample_seed(0, 0, 0)
     seeds = {sample_seed(7, e, i) for e in range(5) for i in range(200)}
     assert len(seeds) == 1000 and all(0 <= s < 2**63 for s in seeds)
+
+
+def test_a_limited_evaluation_is_spread_over_the_split_and_sharded():
+    assert strided(12, 3) == [0, 4, 8] and strided(5, None) == strided(5, 9) == list(range(5))
+    assert list(ShardSampler(12, limit=3)) == [0, 4, 8]
+    shards = [list(ShardSampler(100, r, 3, limit=10)) for r in range(3)]
+    assert sorted(i for s in shards for i in s) == strided(100, 10)

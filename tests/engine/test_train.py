@@ -223,3 +223,16 @@ def test_default_workers_follow_where_augmentation_runs(monkeypatch):
     assert default_workers("device", "cuda") == 8
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
     assert default_workers("loader", "cpu") == 1
+
+
+def test_splits_with_different_classes_are_named(make_imagefolder, tmp_path, train_config):
+    from alexnet.engine.distributed import DistInfo
+    from alexnet.engine.setup import build_data
+    from alexnet.errors import UserError
+
+    root = make_imagefolder(tmp_path / "d", classes=("a", "b", "c"), train=1, val=1)
+    (root / "val" / "c").rename(root / "val" / "d")
+    cfg = train_config(root, tmp_path / "run")
+    with pytest.raises(UserError) as e:
+        build_data(cfg, DistInfo(), torch.device("cpu"), cfg.preprocessing())
+    assert "different classes (only in train: c; only in val: d)" in str(e.value)

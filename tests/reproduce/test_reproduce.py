@@ -87,6 +87,17 @@ def test_epochs_to_target_interpolates():
     assert Run("relu", 0.1, epoch_errors=[0.0]).epochs_to(0.25) == pytest.approx(0.65 / 0.9)
 
 
+def test_summary_says_which_net_missed_the_target_and_in_how_many_epochs():
+    from alexnet.reproduce.config import Figure1Config
+    from alexnet.reproduce.relu_vs_tanh import summarize
+
+    relu = Run("relu", 0.001, epoch_errors=[0.8, 0.6, 0.5])
+    tanh = Run("tanh", 0.01, epoch_errors=[0.6, 0.3, 0.2])
+    text = summarize(Figure1Config("cifar.tar.gz", "out"), relu, tanh, {}, 60.0, 100)["summary"]
+    assert "ReLU did not reach 25% in 3 epochs at lr 0.001" in text
+    assert "tanh 2.50 epochs at lr 0.01" in text and "never" not in text
+
+
 def test_reproduce_writes_figure_and_result(tiny_cifar, tmp_path, capsys):
     _, tarball = tiny_cifar
     out = tmp_path / "fig1"

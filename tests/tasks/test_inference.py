@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from alexnet.data import build_dataset, resolve_stats
-from alexnet.data.classes import same_classes
+from alexnet.data.classes import imagenet_wnids, same_classes
 from alexnet.data.transforms import transform_from_preprocessing
 from alexnet.engine.checkpoint import save_checkpoint, weights_checkpoint
 from alexnet.models import create_model
@@ -54,9 +54,10 @@ def test_same_classes_for_imagenet_names():
     from torchvision.models import AlexNet_Weights
 
     names = list(AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
-    wnids = [f"n{i:08d}" for i in range(1000)]  # folders named by WordNet id, sorted
+    wnids = imagenet_wnids()  # folders named by WordNet id, sorted
     assert same_classes(names, wnids)
+    assert not same_classes(names, [f"n{i:08d}" for i in range(1000)])  # not ImageNet's ids
     assert not same_classes(names, list(reversed(wnids)))  # another order is not the same
-    suffixed = [f"{n} (n{i:08d})" if i == 3 else n for i, n in enumerate(names)]
+    suffixed = [f"{n} ({wnids[i]})" if i == 3 else n for i, n in enumerate(names)]
     assert same_classes(names, suffixed)  # imagenet:'s duplicate names
     assert same_classes(CLASSES, CLASSES) and not same_classes(CLASSES, ["a", "b", "c"])

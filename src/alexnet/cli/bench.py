@@ -23,16 +23,24 @@ def _csv(text: str) -> list[str]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="images per step (64)")
     p.add_argument("--steps", type=int, default=3, help="timed steps per round (3)")
     p.add_argument("--rounds", type=int, default=3, help="rounds; the median is kept (3)")
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--models", default="alexnet,alexnet_owt,torchvision")
-    p.add_argument("--modes", default="train,infer")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps before each round (1)")
+    p.add_argument(
+        "--models",
+        default="alexnet,alexnet_owt,torchvision",
+        help="comma list of registered models and torchvision (torchvision's alexnet)",
+    )
+    p.add_argument(
+        "--modes", default="train,infer", help="comma list of train (a step), infer (a forward)"
+    )
     p.add_argument("--amp", default="off,bf16", help="comma list of off, bf16, fp16")
-    p.add_argument("--formats", default="nchw,channels_last")
+    p.add_argument(
+        "--formats", default="nchw,channels_last", help="comma list of nchw, channels_last"
+    )
     p.add_argument("--compile", action="store_true", help="also measure torch.compile")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument(

@@ -3,6 +3,11 @@
 CKPT may be an alexnet checkpoint (.pt) or exported .safetensors weights (with
 their .json sidecar). --ten-crop averages the softmax over the four corner and
 centre crops and their mirrors (§4.1). Errors are fractions 0-1 in --json.
+
+The data may hold any subset of the checkpoint's classes, found by name; a 1000-class
+(ImageNet) checkpoint also finds folders named by WordNet id (n01440764) or by class
+name (tench). The model still scores over all its outputs, and the output says how many
+of its classes the data holds.
 """
 
 from __future__ import annotations
@@ -15,16 +20,27 @@ HELP = "top-1/top-5 error of checkpoints (ensembles, 10-crop)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from alexnet.data.sources import SPLITS
     from alexnet.tasks.inference import add_weights_argument
 
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint(s) to average")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset (as for train --data)")
-    p.add_argument("--split", default="val", help="split to evaluate (val)")
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=SPLITS,
+        help="split to evaluate (val; a folder's test/ stands in for a missing val/)",
+    )
     p.add_argument("--ten-crop", action="store_true", help="10-crop testing (§4.1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="images per forward pass (64; /10 with --ten-crop)",
+    )
+    p.add_argument("--workers", type=int, default=2, help="data loading processes (2)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     p.add_argument(
         "--amp",
         default="auto",
@@ -32,10 +48,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="auto: float32 for a run trained in float32 (--preset paper, caffe), else bf16 "
         "where the device has it natively",
     )
-    p.add_argument("--channels-last", default="auto", choices=["auto", "on", "off"])
+    p.add_argument(
+        "--channels-last",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="NHWC memory format (auto: where measured faster)",
+    )
     p.add_argument("--per-class", action="store_true", help="also print per-class accuracy")
     p.add_argument("--confusion", metavar="FILE", help="write the confusion matrix (JSON)")
-    p.add_argument("--max-batches", type=int, help="evaluate at most N batches")
+    p.add_argument(
+        "--eval-batches",
+        "--max-batches",
+        dest="max_batches",
+        type=int,
+        metavar="N",
+        help="score only N batches, their images evenly spaced through the split (every class)",
+    )
     p.add_argument(
         "--skip-bad",
         action="store_true",
@@ -95,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
             "skipped": len(res.skipped),
             "ten_crop": res.ten_crop,
             "weights": res.weights or None,  # null: the file holds one set of weights
+            "classes_found": res.classes_found,
         }
         if args.per_class:
             out["per_class_accuracy"] = res.per_class_accuracy
@@ -103,6 +132,7 @@ def _run(args: argparse.Namespace) -> int:
     n = len(args.checkpoints)
     what = f"ensemble of {n} checkpoints" if n > 1 else args.checkpoints[0]
     print(f"{what} on {args.data} [{args.split}], {'10-crop' if args.ten_crop else 'centre crop'}")
+    print(f"  {res.classes_line}")
     if res.weights:
         print(f"  weights     {res.weights}")
     print(f"  images      {res.images}")
@@ -116,5 +146,6 @@ def _run(args: argparse.Namespace) -> int:
 
         classes = load_model(args.checkpoints[0], weights=args.weights).classes
         for c, a in zip(classes, res.per_class_accuracy, strict=True):
-            print(f"  {c:<30} {a:.2%}")
+            if a is not None:  # a class the data holds
+                print(f"  {c:<30} {a:.2%}")
     return 0

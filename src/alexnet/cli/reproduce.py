@@ -82,7 +82,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=C.train_images,
         help=f"train on N images, a fixed random subset (default {C.train_images}; 0: all 50,000)",
     )
-    f.add_argument("--seed", type=int, default=C.seed)
+    f.add_argument(
+        "--seed",
+        type=int,
+        default=C.seed,
+        help=f"initial weights (shared by both nets), image subset and order ({C.seed})",
+    )
     _method_parser(sub)
     _regime_parser(sub)
     f.add_argument(
@@ -158,7 +163,12 @@ def _regime_parser(sub) -> None:
     )
     r.add_argument("--data", required=True, help="any --data source of alexnet train")
     r.add_argument("--images", type=int, default=256, help="training images measured (256)")
-    r.add_argument("--init", choices=("paper", "caffe", "kaiming"), default="paper")
+    r.add_argument(
+        "--init",
+        choices=("paper", "caffe", "kaiming"),
+        default="paper",
+        help="initialisation measured (paper: §5's N(0, 0.01))",
+    )
     r.add_argument("--out", metavar="JSON", help="also write the figures as JSON")
 
 

@@ -15,11 +15,25 @@ HELP = "figures: conv1 kernels (Fig. 3), top-5 predictions and fc7 neighbours (F
 
 
 def _common(p: argparse.ArgumentParser, out: str, data: bool) -> None:
+    from alexnet.data.sources import SPLITS
+
     p.add_argument("checkpoint", metavar="CKPT", help="a .pt checkpoint or .safetensors file")
     p.add_argument("--out", default=out, help=f"PNG file to write (default {out})")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show full tracebacks for errors",
+    )
     if not data:
         return
     p.add_argument("--data", required=True, metavar="DIR", help="dataset with train/ and val/")
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=SPLITS,
+        help="split the shown images come from (val); neighbours are always searched in train",
+    )
     p.add_argument(
         "--seed",
         type=int,
@@ -28,7 +42,9 @@ def _common(p: argparse.ArgumentParser, out: str, data: bool) -> None:
         "(default: evenly spaced through the split, so every class shows up)",
     )
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
-    p.add_argument("--amp", default="auto", help="auto, off, bf16, fp16")
+    p.add_argument(
+        "--amp", default="auto", choices=["auto", "off", "bf16", "fp16"], help="autocast precision"
+    )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (64)")
     p.add_argument("--workers", type=int, default=0, help="data loading processes (0)")
 
@@ -118,6 +134,7 @@ def _predictions(args: argparse.Namespace) -> int:
         args.out,
         count=args.count,
         seed=args.seed,
+        split=args.split,
         batch_size=args.batch_size,
         num_workers=args.workers,
     )
@@ -145,6 +162,7 @@ def _neighbors(args: argparse.Namespace) -> int:
         k=args.k,
         max_train=args.max_train,
         seed=args.seed,
+        query_split=args.split,
         batch_size=args.batch_size,
         num_workers=args.workers,
     )

@@ -14,6 +14,8 @@ dataset and the packed store.
     store.py       PackedDataset and the store format; prepare.py writes stores
     destination.py what prepare --force may replace (a store or an empty folder, never SRC)
     fingerprint.py fingerprint(dataset) / compare(saved, current): did the data change?
+    classes.py     ImageNet's 1000 classes; a split's classes matched to a checkpoint's outputs
+    readable.py    a split without its unreadable images (evaluate/features --skip-bad)
 """
 
 from .batch import batch_augment

@@ -24,7 +24,7 @@ from alexnet.errors import UserError
 
 from .images import BadImageError, display_path, is_image_file, load_image
 
-__all__ = ["ImageFolderDataset", "ScanReport", "find_split_dir", "scan_split"]
+__all__ = ["ImageFolderDataset", "ScanReport", "find_split_dir", "image_files", "scan_split"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ class ScanReport:
 
 
 def find_split_dir(root: str | os.PathLike, split: str) -> Path:
-    """``root/split``; for ``val`` also ``root/test`` (CIFAR-10's tarball names it so)."""
+    """``root/split`` (train, val or test); for ``val`` also ``root/test`` (CIFAR-10's
+    tarball names it so)."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{display_path(root)}: no such directory")
@@ -64,7 +65,7 @@ def find_split_dir(root: str | os.PathLike, split: str) -> Path:
     names = " or ".join(display_path(c) for c in candidates)
     raise UserError(
         f"{names}: no such directory (an ImageFolder root holds train/<class>/<images> "
-        "and val/<class>/<images>)"
+        "and val/<class>/<images>, and test/<class>/<images> for --split test)"
     )
 
 
@@ -137,6 +138,12 @@ def _walk_images(top: Path, report: ScanReport) -> list[str]:
             else:
                 report._ignore(entry.path)
     return sorted(found)
+
+
+def image_files(top: str | os.PathLike) -> list[str]:
+    """The image files under ``top`` and its sub-folders (links followed, each real
+    folder once), sorted by path."""
+    return _walk_images(Path(top), ScanReport())
 
 
 def _is_file(entry: os.DirEntry) -> bool:

@@ -15,8 +15,9 @@ this order:
   ``$ALEXNET_CACHE_DIR/extracted/`` (``archives.py``: keyed by content, size limits,
   safe members) -> ``ImageFolderDataset``;
 * a packed store directory (``alexnet prepare``; has ``meta.json``) -> ``PackedDataset``;
-* a directory holding ``train/<class>/*`` and ``val/<class>/*`` (``test/`` is accepted
-  for ``val``, as CIFAR-10's JPEG tarball has it) -> ``ImageFolderDataset``.
+* a directory holding ``train/<class>/*`` and ``val/<class>/*`` (and ``test/<class>/*``
+  for ``--split test``; ``test/`` is accepted for ``val`` too, as CIFAR-10's JPEG
+  tarball has it) -> ``ImageFolderDataset``.
 
 Every dataset has ``.classes`` (list[str]) and ``.targets`` and yields
 ``(transform(image), label)``; the image is an RGB PIL image, or for a packed store
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
 
@@ -134,9 +135,10 @@ def build_dataset(
     skip_bad: bool = False,
     download: bool = False,
 ) -> Dataset:
-    """The ``split`` ("train" or "val") of ``source`` (forms in the module docstring)."""
+    """The ``split`` ("train", "val" or "test") of ``source`` (forms in the module
+    docstring); a folder's ``test/`` also stands in for a missing ``val/``."""
     if split not in SPLITS:
-        raise UserError(f"split must be one of {SPLITS}, got {split!r}")
+        raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}", exit_code=2)
     kind, text = source_kind(source)
     return kind.open(text, split, transform, skip_bad, download)
 
@@ -277,6 +279,8 @@ def _torchvision(kind: str, root: str, split: str, transform, skip_bad: bool, do
         raise UserError(f"{kind}: needs a directory, e.g. {kind}:data/{kind}")
     if skip_bad:
         log.warning("--skip-bad applies to ImageFolder trees and prepare, not to %s:", kind)
+    if split == "test" and kind != "cifar10":  # CIFAR-10's test batch is its val split too
+        raise UserError(f"{kind}:{root} has no labelled test split; use --split val")
     try:
         if kind == "cifar10":
             base = datasets.CIFAR10(root, train=split == "train", download=download)

@@ -137,7 +137,8 @@ class TrainConfig:
     max_steps: int | None = None
     """Stop after this many optimizer steps (smoke runs, iteration budgets)."""
     eval_batches: int | None = None
-    """Evaluate on at most this many validation batches (smoke runs)."""
+    """Evaluate on this many validation batches (smoke runs), their images evenly spaced
+    through the split so that every class is scored."""
     keep_best: int = 0
     """Also keep the K best epochs' weights by val top-1 error as
     checkpoints/best-epochNNN.pt beside best.pt (one that drops out of the K best is
@@ -294,6 +295,12 @@ class TrainConfig:
                 )
         if self.freeze is not None and self.init_from is None:
             e.append("--freeze keeps pretrained layers fixed: it needs --init-from FILE")
+        mult = self.backbone_lr_mult
+        if isinstance(mult, (int, float)) and mult != 1.0 and self.init_from is None:
+            e.append(
+                f"--backbone-lr-mult {mult} scales the layers taken from --init-from: it "
+                "needs --init-from FILE (or --backbone-lr-mult 1 to train from scratch)"
+            )
         return e
 
     def preprocessing(self) -> dict:

@@ -64,12 +64,24 @@ class ResumableSampler(DistributedSampler):
         return self.num_samples - self.start
 
 
+def strided(length: int, count: int | None) -> list[int]:
+    """``count`` indices evenly spaced through ``range(length)`` (all when ``count`` is None
+    or not smaller): a split stored class by class gives each class its share."""
+    if count is None or count >= length:
+        return list(range(length))
+    return [i * length // count for i in range(count)]
+
+
 class ShardSampler(torch.utils.data.Sampler):
     """Evaluation order for one rank: indices rank, rank+W, ... with no padding, so
-    the ranks together see every sample exactly once (summed with all_reduce)."""
+    the ranks together see every sample exactly once (summed with all_reduce).
+    ``limit``: only that many samples in all, evenly spaced through the split
+    (``--eval-batches``: every class, not the first batches of a class-sorted split)."""
 
-    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
-        self.idx = list(range(rank, length, world_size))
+    def __init__(
+        self, length: int, rank: int = 0, world_size: int = 1, limit: int | None = None
+    ) -> None:
+        self.idx = strided(length, limit)[rank::world_size]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.idx)

@@ -177,10 +177,7 @@ def build_data(
         val_ds = build_dataset(source, "val", val_tf, skip_bad=cfg.skip_bad)
     classes = list(train_base.classes)
     if list(val_ds.classes) != classes:
-        raise UserError(
-            f"{source}: the train and val splits name different classes "
-            f"({len(classes)} vs {len(val_ds.classes)})"
-        )
+        raise UserError(f"{source}: {_class_difference(classes, list(val_ds.classes))}")
     sampler = ResumableSampler(len(train_base), cfg.seed, dist.rank, dist.world_size)
     steps = sampler.num_samples // cfg.batch_size
     if steps == 0:
@@ -202,10 +199,14 @@ def build_data(
         generator=torch.Generator().manual_seed(cfg.seed),
         prefetch_factor=4 if workers else None,
     )
+    # --eval-batches: that many batches per process, spread evenly through the split
+    val_limit = (
+        None if cfg.eval_batches is None else cfg.eval_batches * cfg.batch_size * dist.world_size
+    )
     val_loader = DataLoader(
         val_ds,
         batch_size=cfg.batch_size,
-        sampler=ShardSampler(len(val_ds), dist.rank, dist.world_size),
+        sampler=ShardSampler(len(val_ds), dist.rank, dist.world_size, limit=val_limit),
         num_workers=workers,
         pin_memory=pin,
         generator=torch.Generator().manual_seed(cfg.seed),
@@ -247,6 +248,23 @@ def build_data(
         (train_base, val_ds),
         on_device,
     )
+
+
+def _class_difference(train: list[str], val: list[str]) -> str:
+    """What differs between the splits' classes, each class named (8 at most per side)."""
+
+    def names(items: list[str]) -> str:
+        more = f" and {len(items) - 8} more" if len(items) > 8 else ""
+        return ", ".join(items[:8]) + more
+
+    in_train, in_val = set(train), set(val)
+    only_train = [c for c in train if c not in in_val]
+    only_val = [c for c in val if c not in in_train]
+    parts = [f"only in train: {names(only_train)}"] if only_train else []
+    parts += [f"only in val: {names(only_val)}"] if only_val else []
+    if not parts:
+        return "the train and val splits list the same classes in another order"
+    return "the train and val splits name different classes (" + "; ".join(parts) + ")"
 
 
 # ---- the model: fresh, or fine-tuned from a weights file ----

@@ -388,7 +388,7 @@ class Trainer:
         return loss.item(), correct
 
     def _end_epoch(self, log: _Logger, partial: bool) -> None:
-        cfg, p = self.cfg, self.partial
+        p = self.partial
         t0 = time.time()
         eval_model = self.ema.module if self.ema is not None else self.model_without_ddp
         res = evaluate(
@@ -397,7 +397,6 @@ class Trainer:
             self.in_dev,
             amp=self.amp,
             channels_last=self.channels_last,
-            max_batches=cfg.eval_batches,
         )
         seen = max(1, p["seen"])
         rec = {
@@ -437,7 +436,7 @@ class Trainer:
             self.save("last.pt", state)
             if improved:
                 self.save("best.pt", dict(state, optimizer=None, scaler=None))
-            if cfg.keep_best:
+            if self.cfg.keep_best:
                 self._keep_best(dict(state, optimizer=None, scaler=None), rec)
             write_metrics(self.out, self.records)
         self._emit("on_epoch_end", rec)

@@ -11,13 +11,12 @@ equals the single-process one exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import Dataset, default_collate
 
 from alexnet.engine.distributed import all_reduce_sum
 from alexnet.runtime import autocast, to_device
@@ -38,55 +37,15 @@ class EvalResult:
     loss: float
     images: int
     ten_crop: bool = False
-    per_class_accuracy: list[float] | None = None
+    per_class_accuracy: list[float | None] | None = None  # None: no image of the class
     confusion: list[list[int]] | None = None
     skipped: list[str] = field(default_factory=list)  # --skip-bad: the unreadable images
     weights: str = ""  # which weights, where a file holds an EMA too ("EMA (decay 0.999)")
+    classes_found: int = 0  # the checkpoint's classes the data holds
+    classes_line: str = ""  # "3 of the checkpoint's 1000 classes found in DIR (by WordNet id)"
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class _Unreadable:
-    """An image ``--skip-bad`` leaves out, in place of its sample: ``message`` names it."""
-
-    message: str
-
-
-class ReadableOnly(Dataset):
-    """``ds`` with each unreadable image given as an :class:`_Unreadable`, which
-    :func:`collate_readable` takes out of its batch: a bad image counts neither as an
-    image nor in the metric (the dataset's own ``skip_bad`` puts the next good image in
-    its place, right for training, wrong for a score)."""
-
-    def __init__(self, ds: Dataset) -> None:
-        self.ds, self.classes = ds, ds.classes
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def __getitem__(self, index: int):
-        from alexnet.data.images import BadImageError
-
-        try:
-            return self.ds[index]
-        except BadImageError as e:
-            return _Unreadable(str(e))
-
-
-def collate_readable(items: list) -> tuple:
-    """(the readable samples collated, or None; the messages of the unreadable ones)."""
-    good = [x for x in items if not isinstance(x, _Unreadable)]
-    bad = [x.message for x in items if isinstance(x, _Unreadable)]
-    return (default_collate(good) if good else None), bad
-
-
-def readable_batches(loader: Iterable, skipped: list[str]) -> Iterator:
-    for batch, bad in loader:
-        skipped.extend(bad)
-        if batch is not None:
-            yield batch
 
 
 @torch.no_grad()
@@ -165,9 +124,9 @@ def evaluate(
     if n == 0:
         return EvalResult(float("nan"), float("nan"), float("nan"), 0, ten_crop)
     per_class = None
-    if cm is not None:
-        totals = cm.sum(1).clamp_min(1)
-        per_class = (cm.diag().double() / totals).tolist()
+    if cm is not None:  # None for a class the data does not hold
+        totals = cm.sum(1).tolist()
+        per_class = [d / t if t else None for d, t in zip(cm.diag().tolist(), totals, strict=True)]
     return EvalResult(
         top1_error=1.0 - c1 / n,
         top5_error=1.0 - c5 / n,

@@ -262,8 +262,8 @@ def summarize(cfg, relu: Run, tanh: Run, sweeps: dict, wall: float, n_images: in
         d["images_per_second"] = run.images / run.seconds if run.seconds else None
         runs[run.unit] = d
     summary = (
-        f"{text} (ReLU {_fmt(r)} epochs at lr {relu.lr:g}, tanh {_fmt(t)} epochs at lr "
-        f"{tanh.lr:g}; paper: 6x); {wall / 60:.1f} min"
+        f"{text} (ReLU {_to_target(relu, r, pct)}, tanh {_to_target(tanh, t, pct)}; "
+        f"paper: 6x); {wall / 60:.1f} min"
     )
     return {
         "experiment": "Figure 1: ReLU vs tanh, epochs to a training error rate on CIFAR-10",
@@ -288,5 +288,8 @@ def summarize(cfg, relu: Run, tanh: Run, sweeps: dict, wall: float, n_images: in
     }
 
 
-def _fmt(x: float | None) -> str:
-    return "never" if x is None else f"{x:.2f}"
+def _to_target(run: Run, epochs: float | None, pct: str) -> str:
+    """ "2.31 epochs at lr 0.01", or "did not reach 25% in 12 epochs at lr 0.001"."""
+    if epochs is None:
+        return f"did not reach {pct} in {len(run.epoch_errors)} epochs at lr {run.lr:g}"
+    return f"{epochs:.2f} epochs at lr {run.lr:g}"

@@ -13,15 +13,17 @@ counts are summed, so the result equals the single-process one exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-from alexnet.engine.validate import (
-    EvalResult,
-    ReadableOnly,
-    collate_readable,
-    evaluate,
-    readable_batches,
-)
+import torch
+
+from alexnet.engine.validate import EvalResult, evaluate
+
+
+def _relabelled(batches: Iterable, lut: torch.Tensor) -> Iterator:
+    """(images, target) batches with each target replaced by ``lut[target]``."""
+    for images, target in batches:
+        yield images, lut[target]
 
 
 def evaluate_checkpoints(
@@ -50,7 +52,9 @@ def evaluate_checkpoints(
     from torch.utils.data import DataLoader
 
     from alexnet.data import build_dataset
-    from alexnet.data.classes import same_classes
+    from alexnet.data.classes import map_classes
+    from alexnet.data.images import display_path
+    from alexnet.data.readable import ReadableOnly, collate_readable, readable_batches
     from alexnet.engine.distributed import init_distributed
     from alexnet.engine.sampler import ShardSampler
     from alexnet.errors import UserError
@@ -59,24 +63,23 @@ def evaluate_checkpoints(
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}", exit_code=2)
     if max_batches is not None and max_batches < 1:
-        raise UserError(f"--max-batches must be >= 1, got {max_batches}", exit_code=2)
+        raise UserError(f"--eval-batches must be >= 1, got {max_batches}", exit_code=2)
     setup = load_for_inference(
         checkpoints, device=device, amp=amp, channels_last=channels_last, weights=weights
     )
     dist = init_distributed(setup.device.type)
     transform = EnsembleTransform(setup, ten_crop)
     ds = build_dataset(data, split, transform)
-    if not same_classes(setup.classes, ds.classes):
-        raise UserError(
-            f"{data} ({split}) has {len(ds.classes)} classes {list(ds.classes)[:3]}..., but the "
-            f"checkpoint was trained on {len(setup.classes)} classes {setup.classes[:3]}..."
-        )
+    where = display_path(ds.root) if hasattr(ds, "root") else f"{data} [{split}]"
+    cmap = map_classes(setup.classes, ds.classes, where)
     # Each 10-crop sample is ten images: keep the number of images per batch comparable.
     bs = max(1, batch_size // 10) if ten_crop else batch_size
+    # --eval-batches: that many batches per process, spread evenly through the split
+    limit = None if max_batches is None else max_batches * bs * dist.world_size
     loader = DataLoader(
         ReadableOnly(ds) if skip_bad else ds,
         batch_size=bs,
-        sampler=ShardSampler(len(ds), dist.rank, dist.world_size),
+        sampler=ShardSampler(len(ds), dist.rank, dist.world_size, limit=limit),
         num_workers=workers,
         pin_memory=setup.device.type == "cuda",
         collate_fn=collate_readable if skip_bad else None,
@@ -86,17 +89,18 @@ def evaluate_checkpoints(
     if progress and dist.is_main:
         from alexnet.progress import progress as progress_bar
 
-        total = len(loader) if max_batches is None else min(len(loader), max_batches)
-        bar = progress_bar(total=total, desc=f"evaluate {data} [{split}]", unit="batch")
+        bar = progress_bar(total=len(loader), desc=f"evaluate {data} [{split}]", unit="batch")
+    batches = readable_batches(loader, skipped) if skip_bad else loader
+    if not cmap.identity:  # the data's class i is the checkpoint's output cmap.indices[i]
+        batches = _relabelled(batches, torch.tensor(cmap.indices))
     try:
         res = evaluate(
             setup.modules,
-            readable_batches(loader, skipped) if skip_bad else loader,
+            batches,
             setup.device,
             amp=setup.amp,
             channels_last=setup.channels_last,
             num_classes=len(setup.classes),
-            max_batches=max_batches,
             confusion=confusion,
             ten_crop=ten_crop,
             progress=bar,
@@ -106,6 +110,7 @@ def evaluate_checkpoints(
         if bar is not None:
             bar.close()
     res.skipped = skipped
+    res.classes_found, res.classes_line = len(cmap.indices), cmap.sentence(where)
     res.weights = (weights_line(setup) or "").removeprefix("weights: ")
     if res.images == 0:
         why = f": all {len(skipped)} are unreadable" if skipped else ""

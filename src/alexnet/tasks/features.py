@@ -32,7 +32,7 @@ import contextlib
 import errno
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +232,7 @@ class FeatureFile:
     images: int
     dim: int
     weights: str = ""  # which, where the file holds an EMA too: "EMA (decay 0.999)"
+    skipped: list[str] = field(default_factory=list)  # skip_bad: the unreadable images
 
 
 def _relative_paths(ds: Any) -> list[str]:
@@ -256,6 +257,7 @@ def extract_features(
     amp: str = "off",
     progress: bool = False,
     weights_choice: str = "auto",
+    skip_bad: bool = False,
 ) -> FeatureFile:
     """``layer``'s activations for every image of ``data``'s ``split`` -> ``out`` (.npz).
 
@@ -266,10 +268,13 @@ def extract_features(
     Batches are streamed to the file (memory: one batch); it appears only when complete,
     and a failed write (a full disk) is a UserError naming ``out`` with nothing left behind.
     ``weights_choice``: as ``loading.load_model`` (the EMA where the run kept one).
+    ``skip_bad``: unreadable images are left out of every array (listed in ``skipped``);
+    otherwise the first one stops the run.
     """
     from torch.utils.data import DataLoader
 
     from alexnet.data import build_dataset
+    from alexnet.data.readable import ReadableOnly, Unreadable, collate_readable
     from alexnet.tasks.inference import eval_transform_for, load_for_inference
 
     if layer not in LAYERS:
@@ -281,14 +286,24 @@ def extract_features(
     n, model = len(ds), setup.modules[0]
     if n == 0:
         raise UserError(f"{data} [{split}] has no images")
-    loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, shuffle=False)
+    loader = DataLoader(
+        ReadableOnly(ds) if skip_bad else ds,
+        batch_size=batch_size,
+        num_workers=workers,
+        shuffle=False,
+        collate_fn=collate_readable if skip_bad else None,
+    )
     bar = None
     if progress:
         from alexnet.progress import progress as progress_bar
 
         bar = progress_bar(total=n, desc=f"features {layer} of {data} [{split}]", unit="img")
+    skipped: list[Unreadable] = []
     try:
-        dim = _write_features(out, loader, n, layer, ds, model, setup, bar)
+        if skip_bad:
+            dim, n = _write_readable_features(out, loader, layer, ds, model, setup, bar, skipped)
+        else:
+            dim = _write_features(out, loader, n, layer, ds, model, setup, bar)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise UserError(f"disk full while writing {out}; nothing was written") from None
@@ -296,7 +311,8 @@ def extract_features(
     finally:
         if bar is not None:
             bar.close()
-    return FeatureFile(Path(out), layer, n, dim, setup.models[0].weights)
+    messages = [x.message for x in skipped]
+    return FeatureFile(Path(out), layer, n, dim, setup.models[0].weights, messages)
 
 
 def _write_features(out, loader, n: int, layer: str, ds, model, setup, bar) -> int:
@@ -318,8 +334,60 @@ def _write_features(out, loader, n: int, layer: str, ds, model, setup, bar) -> i
             if bar is not None:
                 bar.update(len(y))
         stream.close()
-        npz.add("labels", labels)
-        npz.add("paths", np.array(_relative_paths(ds), dtype=str))
-        npz.add("classes", np.array(list(ds.classes), dtype=str))
-        npz.add("layer", np.array(layer))
+        _add_labels(npz, labels, _relative_paths(ds), ds, layer)
     return stream.shape[1]
+
+
+def _add_labels(npz, labels: np.ndarray, paths: list[str], ds, layer: str) -> None:
+    """The members beside ``features``: labels (N,), paths (N,), classes (C,), layer."""
+    npz.add("labels", labels)
+    npz.add("paths", np.array(paths, dtype=str))
+    npz.add("classes", np.array(list(ds.classes), dtype=str))
+    npz.add("layer", np.array(layer))
+
+
+def _write_readable_features(out, loader, layer, ds, model, setup, bar, skipped) -> tuple[int, int]:
+    """As ``_write_features`` over a ``collate_readable`` loader: the unreadable images
+    are appended to ``skipped`` and left out. The .npy header needs the row count first,
+    so the rows are spooled to a temporary file beside ``out`` and copied in at the end.
+    -> (feature size, images written)."""
+    import tempfile
+
+    from alexnet.runtime import autocast, to_device
+    from alexnet.tasks.npz import NpzWriter
+
+    labels, keep, start, dim = [], [], 0, None
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=Path(out).parent) as spool, _tap(model, layer) as caught:
+        for batch, bad in loader:
+            skipped.extend(bad)
+            gone = {x.index for x in bad}
+            size = (0 if batch is None else len(batch[1])) + len(bad)
+            keep.extend(i for i in range(start, start + size) if i not in gone)
+            start += size
+            if bar is not None:
+                bar.update(size)
+            if batch is None:
+                continue
+            x, y = batch
+            with autocast(setup.device, setup.amp):
+                model(to_device(x, setup.device, setup.channels_last))
+            f = caught.pop().float().cpu().numpy()  # (B, D)
+            dim = f.shape[1]
+            spool.write(np.ascontiguousarray(f, np.float32).tobytes())
+            labels.extend(y.tolist())
+        if not keep:
+            raise UserError(f"no image of the split could be read ({len(skipped)} unreadable)")
+        spool.seek(0)
+        paths = _relative_paths(ds)
+        with NpzWriter(out) as npz:
+            stream = npz.stream("features", (len(keep), dim), np.float32)
+            rows = max(1, (64 << 20) // (4 * dim))  # copy 64 MiB at a time
+            for begin in range(0, len(keep), rows):
+                count = min(rows, len(keep) - begin)
+                stream.write(
+                    np.frombuffer(spool.read(4 * dim * count), np.float32).reshape(-1, dim)
+                )
+            stream.close()
+            _add_labels(npz, np.array(labels, np.int64), [paths[i] for i in keep], ds, layer)
+    return dim, len(keep)

@@ -16,25 +16,38 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from alexnet.errors import UserError
-
 from .confusion import confusion_matrix, plot_confusion
 from .examples import TopK, plot_neighbors, plot_predictions, top_k_rows
 from .samples import DisplayTransform, TransformedSubset, open_split, pick_indices, targets_of
 
 
 def _open_checked(setup, source: str | os.PathLike, split: str) -> Dataset:
-    ds = open_split(source, split)
-    from alexnet.data.classes import same_classes
+    """The raw ``split`` with ``.targets`` as the checkpoint's outputs (the data may hold
+    any subset of its classes: ``alexnet.data.classes.map_classes``)."""
+    from alexnet.data.classes import map_classes
 
-    classes, own = list(getattr(ds, "classes", [])), list(setup.classes)
-    unnamed = own == [str(i) for i in range(len(own))]  # a checkpoint without class names
-    if classes and not same_classes(own, classes) and not (unnamed and len(classes) == len(own)):
-        raise UserError(
-            f"{source} ({split}) has {len(classes)} classes {classes[:3]}..., the checkpoint "
-            f"{len(setup.classes)} {list(setup.classes)[:3]}...; use the data it was trained on"
-        )
+    ds = open_split(source, split)
+    classes = list(getattr(ds, "classes", []))
+    if classes:
+        cmap = map_classes(setup.classes, classes, f"{source} [{split}]")
+        if not cmap.identity:
+            ds = _Relabelled(ds, cmap.indices)
     return ds
+
+
+class _Relabelled(Dataset):
+    """``base`` with each target ``t`` given as ``indices[t]``."""
+
+    def __init__(self, base: Dataset, indices: list[int]) -> None:
+        self.base, self.indices = base, indices
+        self.targets = [indices[t] for t in base.targets]
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        img, target = self.base[i]
+        return img, self.indices[target]
 
 
 def _names(setup, ds: Dataset) -> list[str]:
