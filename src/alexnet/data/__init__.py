@@ -1,7 +1,7 @@
 """Data: datasets behind ``build_dataset``, the paper's preprocessing (§2, §4.1), the demo
 dataset and the packed store.
 
-    images.py      load_image (seven formats, any mode -> RGB, EXIF, bombs refused), the rescale
+    images.py      load_image (seven formats, any mode -> RGB, EXIF, bombs refused), the resizes
     folder.py      ImageFolder trees read defensively (counts, loops, clear errors)
     sources.py     the data-source registry and build_dataset: demo, cifar10:/imagenet:/imagenette:,
                    tarball, packed store, ImageFolder
@@ -16,6 +16,7 @@ dataset and the packed store.
     fingerprint.py fingerprint(dataset) / compare(saved, current): did the data change?
     classes.py     ImageNet's 1000 classes; a split's classes matched to a checkpoint's outputs
     readable.py    a split without its unreadable images (evaluate/features --skip-bad)
+    split.py       --val-split: a seeded, stratified validation split held out of train/
 """
 
 from .batch import batch_augment

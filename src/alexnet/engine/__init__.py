@@ -1,4 +1,4 @@
-"""The engine: what trains a model (layer 5 of 8, docs/architecture.md).
+"""The engine: what trains a model (layer 5 of 9, docs/architecture.md).
 
 ``train`` (the one loop), ``setup`` (model, data, optimiser and state a run starts from),
 ``step`` (one SGD step, AMP), ``callbacks``, ``schedule`` (lr rules, §5), ``optim``

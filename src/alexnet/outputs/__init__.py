@@ -1,4 +1,4 @@
-"""What the project writes for people and other tools (layer 7 of 8, docs/architecture.md).
+"""What the project writes for people and other tools (layer 3 of 9, docs/architecture.md).
 
 ``export/`` (ONNX, TorchScript, safetensors out; Caffe and torchvision weights in),
 ``viz/`` (figures), ``report`` (a run's HTML report), ``runner`` (a training run with the

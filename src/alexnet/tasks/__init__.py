@@ -1,4 +1,4 @@
-"""What a user does with a trained model (layer 6 of 8, docs/architecture.md).
+"""What a user does with a trained model (layer 4 of 9, docs/architecture.md).
 
 ``loading`` (``alexnet.load``, ``alexnet.transform``), ``inference`` (a checkpoint made
 ready to run: device, precision, transforms), ``evaluate`` (error rates of checkpoints,
