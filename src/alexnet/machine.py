@@ -71,9 +71,13 @@ def _sync(device: torch.device) -> None:
 def matmul_peak(
     device: torch.device, dtype: torch.dtype, size: int | None = None, seconds: float = 0.5
 ) -> float:
-    """FLOP/s of the fastest of repeated (size x size) @ (size x size) ``torch.mm``."""
-    n = size or (8192 if device.type == "cuda" else 2048)
+    """FLOP/s of the fastest of repeated (size x size) @ (size x size) ``torch.mm``.
+
+    ``size`` None: 8192 on CUDA; on the CPU 2048, or half that until one product takes at
+    most ``seconds`` / 2 (to 256) where the dtype has no fast path (bfloat16 without
+    AVX512-BF16 or AMX: 0.8 GFLOP/s, one 2048 product 21 s on a 2-core AMD EPYC)."""
     g = torch.Generator().manual_seed(0)
+    n = size or (8192 if device.type == "cuda" else _cpu_size(dtype, seconds, g))
     a, b = (torch.randn(n, n, generator=g).to(device, dtype) for _ in range(2))
     matmul = torch.backends.cuda.matmul
     tf32 = matmul.allow_tf32
@@ -94,3 +98,15 @@ def matmul_peak(
     finally:
         matmul.allow_tf32 = tf32
     return 2.0 * n**3 / best
+
+
+def _cpu_size(dtype: torch.dtype, seconds: float, g: torch.Generator) -> int:
+    a = torch.randn(512, 512, generator=g).to(dtype)
+    torch.mm(a, a)
+    t0 = time.perf_counter()
+    torch.mm(a, a)
+    t512 = time.perf_counter() - t0
+    n = 2048
+    while n > 256 and t512 * (n / 512) ** 3 > seconds / 2:
+        n //= 2
+    return n
