@@ -320,7 +320,7 @@ def init_from_weights(
 def freeze_layers(model: nn.Module, model_name: str, upto: str) -> tuple[list[nn.Module], str]:
     """``requires_grad_(False)`` for the layers conv1 .. ``upto`` (and their BatchNorms,
     returned: the loop keeps them in eval mode so their running statistics stay). -> (those
-    norms, the log's line: ``froze conv1..conv5 (3,747,200 parameters); training fc6..fc8``)."""
+    norms, the log's line: ``froze conv1..conv5 (2,334,080 parameters); training fc6..fc8``)."""
     info = model_info(model_name)
     names = list(info.layers)
     norms = []
