@@ -65,9 +65,9 @@ fi
 QUIET=1 stage "pack CIFAR-10 at 256 (alexnet prepare)" 120 "$OUT/prepare.txt" \
   $PY -m alexnet prepare "$DATA" "$OUT/store" --size 256 --workers 16 --force
 
-stage "one epoch of --preset paper, store-fed, augmentation on the device" 150 "$OUT/train.txt" \
+stage "one epoch of --preset paper in bf16 (as the bench below), store-fed, augmentation on the device" 150 "$OUT/train.txt" \
   $PY -m alexnet train --data "$OUT/store" --preset paper --epochs 1 --batch-size 256 \
-  --augment-on device --device cuda --out "$OUT/run" --overwrite --quiet
+  --amp bf16 --augment-on device --device cuda --out "$OUT/run" --overwrite --quiet
 
 stage "bench: eager and compiled, bf16, channels_last, torchvision beside" 180 \
   "$OUT/bench.txt" $PY -m alexnet bench --device cuda --batch-size 256 --steps 10 --warmup 3 \

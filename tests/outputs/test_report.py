@@ -81,15 +81,19 @@ def test_report_is_written_with_every_section(full_report, fake_run):
     path, text = full_report
     assert path == fake_run / "report.html"
     p = _parse(text)
-    assert p.titles == [
-        "Configuration",
+    assert p.titles == [  # the result first, the configuration last
+        "Result",
         "Training curves",
-        "Final metrics",
-        "conv1 kernels (Figure 3)",
         "Sample predictions (Figure 4)",
         "Confusion matrix",
+        "conv1 kernels (Figure 3)",
+        "Configuration",
     ]
     assert "Section skipped" not in text
+    # the headline, before any section: the best epoch of fake_run's three
+    head = text[: text.index("<section>")]
+    assert "best val top-1 error 41.00% (top-5 10.00%) at epoch 2 of 3; final 45.00%" in head
+    assert "<details id='config'><summary>config.yaml (" in text  # folded (no `open`)
 
 
 def test_report_metrics_table_holds_best_and_final(full_report):

@@ -35,9 +35,17 @@ PROBE = """(async () => {
   const imgs = [...document.images];
   const decoded = await Promise.all(imgs.map(i => i.decode().then(() => true, () => false)));
   const t = document.querySelector("table#metrics");
+  const h = document.querySelector("#headline");
+  const cfg = document.querySelector("details#config");
   return {
     table: t ? [...t.rows].map(r => [...r.cells].map(c => c.textContent.trim())) : null,
     images: imgs.map((im, k) => ({width: im.naturalWidth, decoded: decoded[k], alt: im.alt})),
+    // the first screen: what lies above the fold of the window (800x600 headless)
+    screen: innerHeight,
+    headline: h ? {text: h.textContent, top: h.getBoundingClientRect().top} : null,
+    tableBottom: t ? t.getBoundingClientRect().bottom : null,
+    configOpen: cfg ? cfg.open : null,
+    configHeight: cfg ? cfg.getBoundingClientRect().height : null,
   };
 })()"""
 
@@ -166,6 +174,10 @@ def test_report_opens_in_chromium_with_table_and_images(browser, tmp_path):
     assert all(im["decoded"] and im["width"] > 0 for im in images), images
     assert urls[0] == report.resolve().as_uri()
     assert all(u.startswith("data:") for u in urls[1:]), urls  # no network, no files
+    # the first screen holds the result: the headline and the whole errors table
+    assert result["headline"]["text"].startswith("best val top-1 error 41.00%")
+    assert result["tableBottom"] < result["screen"], result
+    assert result["configOpen"] is False and result["configHeight"] < 40  # folded: one line
 
 
 def test_probe_sees_a_broken_image(browser, tmp_path):

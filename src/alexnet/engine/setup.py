@@ -1,7 +1,8 @@
 """Building the pieces of a training run from its config: data, model, optimizer.
 
-Nothing here trains; ``alexnet.engine.train`` calls these once per run (and
-``alexnet.outputs.bench`` for its store-feeding figure).
+Nothing here trains. ``build_run`` is the one construction of a run: the trainer
+(``alexnet.engine.train.Trainer``) starts from it, and so does ``alexnet bench``'s
+store-feeding check, which times the same step on the same loader.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from alexnet.engine.distributed import DistInfo, barrier
 from alexnet.engine.sampler import ResumableSampler, ShardSampler, sample_seed
 from alexnet.errors import UserError
 from alexnet.models import create_model, model_info
-from alexnet.runtime import prepare_model
+from alexnet.runtime import (
+    default_channels_last,
+    prepare_model,
+    resolve_amp,
+    resolve_device,
+    to_device,
+)
 
 
 def default_workers(augment_on: str = "loader", device_type: str = "cpu") -> int:
@@ -313,7 +320,7 @@ def init_from_weights(
 def freeze_layers(model: nn.Module, model_name: str, upto: str) -> tuple[list[nn.Module], str]:
     """``requires_grad_(False)`` for the layers conv1 .. ``upto`` (and their BatchNorms,
     returned: the loop keeps them in eval mode so their running statistics stay). -> (those
-    norms, the log's line: ``froze conv1..conv5 (3,747,200 parameters); training fc6..fc8``)."""
+    norms, the log's line: ``froze conv1..conv5 (2,334,080 parameters); training fc6..fc8``)."""
     info = model_info(model_name)
     names = list(info.layers)
     norms = []
@@ -472,3 +479,80 @@ def build_optimizer(
             groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@dataclass
+class Run:
+    """What a training run trains with, built once by :func:`build_run`."""
+
+    device: torch.device
+    amp: str  # "off", "bf16" or "fp16" (resolved for this device)
+    channels_last: bool
+    data: DataBundle
+    model: ModelBundle
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    origin: dict | None  # where --init-from's weights came from, for the checkpoint
+
+    @property
+    def in_dev(self) -> torch.device:
+        """Where the input goes (the first device of the two-device split, §3.2)."""
+        return getattr(self.model.unwrapped, "input_device", self.device)
+
+    @property
+    def out_dev(self) -> torch.device:
+        return getattr(self.model.unwrapped, "output_device", self.device)
+
+    def to_step(
+        self, images: torch.Tensor, target: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A loader's batch as the training step takes it: augmented on the device when
+        the run augments there (seeded by ``step``), in the run's memory format."""
+        if self.data.on_device is not None:
+            images = self.data.on_device(images.to(self.in_dev, non_blocking=True), True, step)
+        images = to_device(images, self.in_dev, self.channels_last)
+        return images, target.to(self.out_dev, non_blocking=True)
+
+
+def seed_everything(seed: int) -> None:
+    """Python's, NumPy's and torch's global generators from one seed."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_run(cfg: TrainConfig, dist: DistInfo, resume_state: dict | None = None) -> Run:
+    """The device, precision, data, model (fresh, --init-from's, or to be restored from
+    ``resume_state``), optimizer and scaler of a run, in this order: the global RNG is
+    seeded first and drawn from by the model's initialisation, so the same ``cfg`` gives
+    the same run."""
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
+    amp = resolve_amp(cfg.amp, device, training=True)
+    cl = (
+        default_channels_last(device, True)
+        if cfg.channels_last == "auto"
+        else cfg.channels_last == "on"
+    )
+    seed_everything(cfg.seed)
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    pretrained, origin = pretrained_weights(cfg, resume_state)
+    pre = cfg.preprocessing()
+    if resume_state is not None and resume_state.get("preprocessing"):
+        pre = {**pre, **resume_state["preprocessing"]}  # its statistics too
+    elif pretrained is not None:  # the weights are fed as they were trained
+        pre = {**pre, **preprocessing_of_weights(cfg, pretrained.preprocessing)}
+    data = build_data(cfg, dist, device, pre)
+    mb = build_model(
+        cfg, len(data.classes), device, cl, dist, pretrained, origin, data.classes
+    )  # fmt: skip
+    optimizer = build_optimizer(cfg, mb.unwrapped, mb.pretrained)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+    return Run(device, amp, cl, data, mb, optimizer, scaler, origin)

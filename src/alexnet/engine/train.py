@@ -50,23 +50,11 @@ from alexnet.engine.rundir import (
     write_metrics,
 )
 from alexnet.engine.schedule import LRSchedule
-from alexnet.engine.setup import (
-    build_data,
-    build_model,
-    build_optimizer,
-    preprocessing_of_weights,
-    pretrained_weights,
-)
+from alexnet.engine.setup import build_run
 from alexnet.engine.step import StopRequest, TrainingDiverged, set_learning_rate, train_step
 from alexnet.engine.validate import accuracy_counts, evaluate
 from alexnet.errors import UserError
 from alexnet.lock import hold_lock
-from alexnet.runtime import (
-    default_channels_last,
-    resolve_amp,
-    resolve_device,
-    to_device,
-)
 
 # Callbacks every run gets on top of its own: the hook the fault-injection tests install
 # (tests/faults/fault_runner.py) before calling the CLI.
@@ -89,41 +77,20 @@ class Trainer:
         self.allow_data_change = allow_data_change
         self.callbacks = [*callbacks, *INSTALLED_CALLBACKS]
         self.out = Path(cfg.out)
-        device = resolve_device(cfg.device)
-        if device.type == "cuda" and dist.enabled:
-            device = torch.device("cuda", dist.local_rank)
-        self.device = device
-        self.amp = resolve_amp(cfg.amp, device, training=True)
-        self.channels_last = (
-            default_channels_last(device, True)
-            if cfg.channels_last == "auto"
-            else cfg.channels_last == "on"
-        )
-        _seed_everything(cfg.seed)
-        if cfg.deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True)
-        pretrained, self.origin = pretrained_weights(cfg, resume_state)
-        pre = cfg.preprocessing()
-        if resume_state is not None and resume_state.get("preprocessing"):
-            pre = {**pre, **resume_state["preprocessing"]}  # its statistics too
-        elif pretrained is not None:  # the weights are fed as they were trained
-            pre = {**pre, **preprocessing_of_weights(cfg, pretrained.preprocessing)}
-        self.data = build_data(cfg, dist, self.device, pre)
+        run = build_run(cfg, dist, resume_state)
+        self.parts = run
+        self.device, self.amp, self.channels_last = run.device, run.amp, run.channels_last
+        self.origin, self.data = run.origin, run.data
         self.fingerprints = {
             split: fingerprint(ds)
             for split, ds in zip(("train", "val"), self.data.datasets, strict=True)
         }
         self.data_changes: list[dict] = []
-        mb = build_model(
-            cfg, len(self.data.classes), self.device, self.channels_last, dist, pretrained,
-            self.origin, self.data.classes,
-        )  # fmt: skip
+        mb = run.model
         self.model, self.model_without_ddp, self.model_kwargs = mb.model, mb.unwrapped, mb.kwargs
         self.frozen_norms, self.notes = mb.frozen_norms, mb.notes
-        self.in_dev = getattr(self.model_without_ddp, "input_device", self.device)
-        self.out_dev = getattr(self.model_without_ddp, "output_device", self.device)
-        self.optimizer = build_optimizer(cfg, self.model_without_ddp, mb.pretrained)
+        self.in_dev, self.out_dev = run.in_dev, run.out_dev
+        self.optimizer, self.scaler = run.optimizer, run.scaler
         spe = self.data.steps_per_epoch
         total = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
         self.schedule = LRSchedule(
@@ -139,7 +106,6 @@ class Trainer:
             step_iterations=cfg.step_iterations,
             min_improvement=cfg.min_improvement,
         )
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
         self.ema = None
         if cfg.ema_decay > 0:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -359,10 +325,7 @@ class Trainer:
         return self.batch_in_epoch >= data.steps_per_epoch
 
     def _step(self, images, target) -> tuple[float, int]:
-        if self.data.on_device is not None:
-            images = self.data.on_device(images.to(self.in_dev, non_blocking=True), True, self.step)
-        images = to_device(images, self.in_dev, self.channels_last)
-        target = target.to(self.out_dev, non_blocking=True)
+        images, target = self.parts.to_step(images, target, self.step)
         try:
             loss, logits = train_step(
                 self.model,
@@ -483,16 +446,6 @@ class _Logger:
 
     def always(self, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
-
-
-def _seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def train(

@@ -300,9 +300,8 @@ def store_feeding(
     Each figure is the median over its rounds. The target is a ratio of at least 0.95."""
     from alexnet.engine.config import TrainConfig
     from alexnet.engine.distributed import DistInfo
-    from alexnet.engine.setup import build_data, build_model, build_optimizer
+    from alexnet.engine.setup import build_run
     from alexnet.engine.step import train_step
-    from alexnet.runtime import default_channels_last, resolve_amp, resolve_device, to_device
 
     cfg = TrainConfig(
         data=data,
@@ -316,19 +315,14 @@ def store_feeding(
         quiet=True,
     )
     cfg.validate()
-    dev, dist = resolve_device(cfg.device), DistInfo()
-    amp_ = resolve_amp(cfg.amp, dev, training=True)
-    cl = default_channels_last(dev, True) if channels_last == "auto" else channels_last == "on"
-    bundle = build_data(cfg, dist, dev, cfg.preprocessing())
-    net = build_model(cfg, len(bundle.classes), dev, cl, dist).model.train()
-    opt = build_optimizer(cfg, net)
-    scaler = torch.amp.GradScaler(dev.type, enabled=amp_ == "fp16")
+    run = build_run(cfg, DistInfo())  # what `alexnet train` builds
+    bundle, net = run.data, run.model.model.train()
 
     def step(images: torch.Tensor, target: torch.Tensor, index: int = 0) -> None:
-        if bundle.on_device is not None:  # the loop's own path (alexnet.engine.train.Trainer._step)
-            images = bundle.on_device(images.to(dev, non_blocking=True), True, index)
-        images = to_device(images, dev, cl)
-        loss, _ = train_step(net, opt, scaler, images, target.to(dev), device=dev, amp=amp_)
+        images, target = run.to_step(images, target, index)  # as Trainer._step
+        loss, _ = train_step(
+            net, run.optimizer, run.scaler, images, target, device=run.device, amp=run.amp
+        )
         loss.item()  # the loop reads the loss every step
 
     batches = _endless(bundle)
@@ -348,8 +342,8 @@ def store_feeding(
         model,
         batch_size,
         bundle.train_loader.num_workers,
-        amp_,
-        cl,
+        run.amp,
+        run.channels_last,
         "device" if bundle.on_device is not None else "loader",
         round(statistics.median(fed), 2),
         round(statistics.median(mem), 2),

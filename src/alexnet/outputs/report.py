@@ -1,10 +1,11 @@
 """The run report: one self-contained ``report.html`` per run directory.
 
-Sections: configuration (``config.yaml``), training curves, the final metrics
-table (``summary.json``, else derived from ``metrics.jsonl``), conv1 kernels
-with each tower's colour score (Figure 3), sample top-5 predictions (Figure 4)
-and a confusion matrix (up to 100 classes, on at most ``max_images``
-validation images) from the best checkpoint.
+The page leads with the result: a headline (the best validation error and its
+epoch), the best and final errors (``summary.json``, else derived from
+``metrics.jsonl``), the training curves, sample top-5 predictions with their images
+(Figure 4) and a confusion matrix (up to 100 classes, on at most ``max_images``
+validation images) from the best checkpoint; then conv1's kernels with each tower's
+colour score (Figure 3); the configuration (``config.yaml``) last, folded away.
 
 Self-contained: every image is a base64 ``data:`` PNG, the CSS is inline, and
 a Content-Security-Policy (``default-src 'none'; img-src data:``) keeps a
@@ -51,6 +52,8 @@ table { border-collapse: collapse; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.7em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
+.headline { font-size: 1.3em; margin: 0.4em 0 0; }
+summary { cursor: pointer; color: #444; }
 """
 
 
@@ -178,9 +181,14 @@ def read_run(run_dir: str | os.PathLike) -> Run:
 
 
 def _configuration(run: Run, _ctx: dict) -> str:
+    """config.yaml, folded away: the page leads with the result."""
     if run.config_text is None:
         raise FileNotFoundError("config.yaml is missing")
-    return f"<pre>{_esc(run.config_text)}</pre>"
+    lines = len(run.config_text.splitlines())
+    return (
+        f"<details id='config'><summary>config.yaml ({lines} settings)</summary>"
+        f"<pre>{_esc(run.config_text)}</pre></details>"
+    )
 
 
 def _curves(run: Run, _ctx: dict) -> str:
@@ -336,14 +344,35 @@ def _confusion(run: Run, ctx: dict) -> str:
     )
 
 
+# The result first (the errors, the curves, what the model says of a few images), then
+# what it learned, and the configuration last, folded.
 SECTIONS: list[tuple[str, Callable[[Run, dict], str]]] = [
-    ("Configuration", _configuration),
+    ("Result", _metrics),
     ("Training curves", _curves),
-    ("Final metrics", _metrics),
-    ("conv1 kernels (Figure 3)", _kernels),
     ("Sample predictions (Figure 4)", _predictions),
     ("Confusion matrix", _confusion),
+    ("conv1 kernels (Figure 3)", _kernels),
+    ("Configuration", _configuration),
 ]
+
+
+def _headline(run: Run) -> str:
+    """``best val top-1 error 41.00% (epoch 2 of 3); final 45.00%``, or "" without records."""
+    try:
+        s = _summary(run)
+    except FileNotFoundError:
+        return ""
+    best, final = s.get("best") or {}, s.get("final") or {}
+    if not isinstance(best.get("val_top1_error"), (int, float)):
+        return ""
+    text = (
+        f"best val top-1 error {_pct(best['val_top1_error'])} "
+        f"(top-5 {_pct(best.get('val_top5_error'))}) at epoch {best.get('epoch', '-')} "
+        f"of {s.get('epochs', final.get('epoch', '-'))}"
+    )
+    if final and final.get("epoch") != best.get("epoch"):
+        text += f"; final {_pct(final.get('val_top1_error'))}"
+    return f"<p class='headline' id='headline'>{_esc(text)}</p>"
 
 
 def build_report(
@@ -385,7 +414,7 @@ def build_report(
         f"<style>{CSS}</style></head><body>"
         f"<h1>Run report: {_esc(run.path.resolve().name)}</h1>"
         f"<p class='meta'>{_esc(model)} &middot; {_esc(run.path.resolve())} &middot; "
-        f"generated {_esc(when)}</p>\n" + "\n".join(body) + "\n</body></html>\n"
+        f"generated {_esc(when)}</p>\n{_headline(run)}\n" + "\n".join(body) + "\n</body></html>\n"
     )
     return RunReport(page, skipped, stamp)
 
