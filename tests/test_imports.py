@@ -54,3 +54,20 @@ def test_the_contract_catches_an_upward_type_only_import(tmp_path):
     r = _lint(tmp_path, tmp_path / "src")
     assert r.returncode == 1
     assert "alexnet.models.owt -> alexnet.cli" in r.stdout
+
+
+def test_the_top_of_the_package_holds_only_the_base_modules():
+    """Issue 23's tree: the folders are the layers, and the few modules beside them are the
+    base layer of the contract (each named there), at most ten."""
+    import tomllib
+
+    top = sorted(
+        p.stem
+        for p in (REPO / "src" / "alexnet").glob("*.py")
+        if p.name not in ("__init__.py", "__main__.py")
+    )
+    linter = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = linter["contracts"][0]["layers"]
+    named = {m.strip() for layer in layers for m in layer.split(":")}
+    assert len(top) <= 10, top
+    assert set(top) <= named, set(top) - named
