@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# test processes: one per core (pytest-xdist); JOBS=0 runs the suite in this process
+JOBS ?= auto
 
 .PHONY: demo test lint bench clean venv
 
@@ -23,7 +25,7 @@ demo: $(STAMP)
 	  $(BIN)/alexnet train --preset demo --out runs/demo --overwrite
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -55,7 +55,8 @@ def _one_line_error(r: subprocess.CompletedProcess) -> str:
 
 @pytest.fixture
 def small_config(tmp_path) -> Path:
-    """A --config file for short CPU runs (batch 4, lr 0.001, fp32, no channels_last)."""
+    """A --config file for short CPU runs (batch 4, lr 0.001, fp32, no channels_last, no
+    report.html at the end)."""
     return write_small_config(tmp_path / "small.yaml")
 
 
@@ -88,6 +89,7 @@ def write_small_config(path: Path, **over) -> Path:
         "channels_last": "off",
         "normalize": "channel",
         "quiet": True,
+        "report": False,  # the report's own tests: test_report_safety.py, outputs/test_report.py
         **over,
     }
     path.write_text(yaml.safe_dump(cfg))

@@ -118,6 +118,8 @@ def test_a_failed_start_leaves_nothing_that_blocks_the_corrected_command(
     r = run_cli(*base, "--data", str(tiny_data))
     assert r.returncode == 0, r.stderr
     assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 1
+    assert not (out / "report.html").exists()  # small_config's `report: false`
+    assert (out / "plots" / "curves.png").is_file()  # the curves are drawn all the same
 
 
 def test_an_empty_out_or_a_failed_starts_leftovers_do_not_hold_a_run(

@@ -1,4 +1,5 @@
-"""Train a model: the paper's recipe by default, presets in configs/ (src/alexnet/engine/configs), every setting a flag.
+"""Train a model: the paper's recipe by default, presets in src/alexnet/engine/configs/
+(configs/ at the top of a checkout), every setting a flag.
 
 Settings resolve as: the paper's defaults < --preset < --config FILE < flags.
 Without --data the generated demo dataset is used (preset "demo"). The run

@@ -143,6 +143,10 @@ class TrainConfig:
     """Also keep the K best epochs' weights by val top-1 error as
     checkpoints/best-epochNNN.pt beside best.pt (one that drops out of the K best is
     deleted); 0: best.pt only."""
+    report: bool = True
+    """Write report.html at the end of the run (the result, curves, and the best
+    checkpoint run on validation images for sample predictions and a confusion matrix);
+    --no-report for sweeps and smoke runs (``alexnet report RUN`` writes it later)."""
     quiet: bool = False
     """No progress within an epoch (no bar, no step lines); one log line per epoch."""
     log_interval: int | None = None

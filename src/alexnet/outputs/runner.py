@@ -15,7 +15,8 @@ from alexnet.engine.config import TrainConfig
 def standard_callbacks(cfg: TrainConfig) -> list[Callback]:
     """Progress (unless ``quiet``): a bar on a terminal, else a line per ``log_interval``
     steps; ``plots/curves.png``, ``tb/`` event files when the
-    ``tensorboard`` package is installed, and ``report.html`` at the end."""
+    ``tensorboard`` package is installed, and ``report.html`` at the end (unless
+    ``report`` is off)."""
     from alexnet.outputs.report import ReportCallback
     from alexnet.outputs.viz.callbacks import CurvesPlot
     from alexnet.progress import is_terminal
@@ -27,7 +28,8 @@ def standard_callbacks(cfg: TrainConfig) -> list[Callback]:
     tb = tensorboard_or_none(Path(cfg.out) / "tb")
     if tb is not None:
         callbacks.append(tb)
-    callbacks.append(ReportCallback())
+    if cfg.report:
+        callbacks.append(ReportCallback())
     return callbacks
 
 
