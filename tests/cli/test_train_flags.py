@@ -78,7 +78,7 @@ def test_print_config_is_config_yaml(capsys, tiny_data, tmp_path):
     out = tmp_path / "run"
     argv = ["--data", str(tiny_data), "--out", str(out), "--epochs", "1", "--max-steps", "1"]
     argv += ["--batch-size", "4", "--workers", "0", "--device", "cpu", "--amp", "off"]
-    argv += ["--normalize", "channel", "--quiet"]
+    argv += ["--normalize", "channel", "--quiet", "--width", "0.125", "--no-report"]
     printed = _print_config(capsys, *argv)
     assert not out.exists()  # nothing started
     assert main(["train", *argv]) == 0

@@ -107,6 +107,7 @@ def test_existing_run_is_refused_unless_resume_or_overwrite(tiny_data, tmp_path,
         "off",
         "--width",
         "0.125",  # tests/conftest.py's NARROW
+        "--no-report",
     ]
     assert main(args) == 0
     assert main(args) == 2
