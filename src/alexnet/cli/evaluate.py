@@ -21,7 +21,7 @@ HELP = "top-1/top-5 error of checkpoints (ensembles, 10-crop)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from alexnet.data.sources import SPLITS
-    from alexnet.tasks.inference import add_weights_argument
+    from alexnet.tasks.inference import add_inference_arguments
 
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint(s) to average")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset (as for train --data)")
@@ -40,20 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="images per forward pass (64; /10 with --ten-crop)",
     )
     p.add_argument("--workers", type=int, default=2, help="data loading processes (2)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
-    p.add_argument(
-        "--amp",
-        default="auto",
-        choices=["auto", "off", "bf16", "fp16"],
-        help="auto: float32 for a run trained in float32 (--preset paper, caffe), else bf16 "
-        "where the device has it natively",
-    )
-    p.add_argument(
-        "--channels-last",
-        default="auto",
-        choices=["auto", "on", "off"],
-        help="NHWC memory format (auto: where measured faster)",
-    )
+    add_inference_arguments(p)
     p.add_argument("--per-class", action="store_true", help="also print per-class accuracy")
     p.add_argument("--confusion", metavar="FILE", help="write the confusion matrix (JSON)")
     p.add_argument(
@@ -69,7 +56,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave unreadable images out of the count and the metric (listed)",
     )
-    add_weights_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:

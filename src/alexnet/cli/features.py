@@ -23,7 +23,7 @@ HELP = "write pool5/fc6/fc7 features of every image of a split to an .npz"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from alexnet.data.sources import SPLITS
     from alexnet.tasks.features import LAYERS
-    from alexnet.tasks.inference import add_weights_argument
+    from alexnet.tasks.inference import add_inference_arguments
 
     p.add_argument("file", metavar="FILE", help="weights: checkpoint (.pt) or .safetensors")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset (as for train --data)")
@@ -37,19 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="FEATS.npz", help=".npz file to write")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (64)")
     p.add_argument("--workers", type=int, default=2, help="data loading processes (2)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
-    p.add_argument(
-        "--amp",
-        default="off",
-        choices=["auto", "off", "bf16", "fp16"],
-        help="autocast precision (off: float32)",
-    )
+    add_inference_arguments(p, amp="off", channels_last=False)
     p.add_argument(
         "--skip-bad",
         action="store_true",
         help="leave unreadable images out of the .npz (listed); without it the first stops the run",
     )
-    add_weights_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ HELP = "top-k classes with probabilities for image files and folders"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from alexnet.tasks.inference import add_weights_argument
+    from alexnet.tasks.inference import add_inference_arguments
 
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint (.pt) or .safetensors")
     p.add_argument(
@@ -36,22 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="write the results to FILE.csv, FILE.json or FILE.jsonl as they are done "
         "(stdout then gets a summary line)",
     )
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
-    p.add_argument(
-        "--amp",
-        default="auto",
-        choices=["auto", "off", "bf16", "fp16"],
-        help="auto: float32 for a run trained in float32 (--preset paper, caffe), else bf16 "
-        "where the device has it natively",
-    )
-    p.add_argument(
-        "--channels-last",
-        default="auto",
-        choices=["auto", "on", "off"],
-        help="NHWC memory format (auto: where measured faster)",
-    )
+    add_inference_arguments(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (32)")
-    add_weights_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -81,6 +81,29 @@ def weights_line(setup: InferenceSetup) -> str | None:
     return "weights: " + ", ".join(f"{m.source} {m.weights}" for m in chosen)
 
 
+def add_inference_arguments(p, *, amp: str = "auto", channels_last: bool = True) -> None:
+    """``--device``, ``--amp`` (default ``amp``), ``--channels-last`` and ``--weights``:
+    how evaluate, predict and features run a checkpoint."""
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
+    p.add_argument(
+        "--amp",
+        default=amp,
+        choices=["auto", "off", "bf16", "fp16"],
+        help="auto: float32 for a run trained in float32 (--preset paper, caffe), else bf16 "
+        "where the device has it natively"
+        if amp == "auto"
+        else f"autocast precision (default {amp}; off: float32)",
+    )
+    if channels_last:
+        p.add_argument(
+            "--channels-last",
+            default="auto",
+            choices=["auto", "on", "off"],
+            help="NHWC memory format (auto: where measured faster)",
+        )
+    add_weights_argument(p)
+
+
 def add_weights_argument(p) -> None:
     """The ``--weights`` option of evaluate, predict and features."""
     p.add_argument(
