@@ -109,7 +109,7 @@ def test_visualize_errors_are_one_line(demo, tmp_path, capsys):
     assert main(["visualize", "filters", str(tmp_path / "missing.pt")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("alexnet: error: checkpoint") and err.count("\n") == 1
-    other = _helpers().save_random_checkpoint(tmp_path / "x.pt", "alexnet_owt", ["a", "b"])
+    other = _helpers().save_random_checkpoint(tmp_path / "x.pt", "alexnet", ["a", "b"])
     assert main(["visualize", "predictions", str(other), "--data", str(data)]) == 1
     assert "classes" in capsys.readouterr().err
     assert main(["visualize", "predictions", str(paper), "--data", str(data), "--count", "0"]) == 2
@@ -131,8 +131,8 @@ def test_report_command(demo, tmp_path, capsys):
 def test_checkpoint_without_class_names_takes_the_datas(demo, tmp_path, capsys):
     from alexnet.engine.checkpoint import load_checkpoint, save_checkpoint
 
-    data, _, owt, *_ = demo
-    state = load_checkpoint(owt)
+    data, paper, *_ = demo
+    state = load_checkpoint(paper)
     state["classes"] = []  # e.g. imported weights: only the number of outputs is known
     unnamed = save_checkpoint(state, tmp_path / "unnamed.pt")
     out = tmp_path / "p.png"

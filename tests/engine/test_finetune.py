@@ -92,13 +92,13 @@ def test_frozen_batchnorm_keeps_its_statistics(tiny_data, tmp_path, train_config
 def test_init_from_another_model_is_one_line(tiny_data, tmp_path, capsys):
     from alexnet.cli import main
 
-    _pretrained(tmp_path / "owt.pt", model="alexnet_owt")
+    _pretrained(tmp_path / "bn.pt", model="alexnet_bn", **NARROW)
     code = main(
         ["train", "--data", str(tiny_data), "--out", str(tmp_path / "r"), "--model", "alexnet",
-         "--init-from", str(tmp_path / "owt.pt"), "--max-steps", "1", "--workers", "0"]
+         "--init-from", str(tmp_path / "bn.pt"), "--max-steps", "1", "--workers", "0"]
     )  # fmt: skip
     assert code == 2
-    assert "holds model 'alexnet_owt', the run trains 'alexnet'" in capsys.readouterr().err
+    assert "holds model 'alexnet_bn', the run trains 'alexnet'" in capsys.readouterr().err
 
 
 def test_a_head_of_other_classes_is_replaced_even_at_the_same_count():

@@ -85,8 +85,10 @@ def test_disk_full_from_the_cli_is_one_line(tiny_tmpfs, run_cli, one_line_error,
     ck = tmp_path / "ck.pt"
     save_checkpoint(
         {
-            "model": create_model("alexnet_owt", num_classes=2).state_dict(),
-            "model_name": "alexnet_owt",
+            # the narrow network: 3.6 MB of weights, more than the 2 MiB tmpfs holds
+            "model": create_model("alexnet", num_classes=2, width=0.125).state_dict(),
+            "model_name": "alexnet",
+            "model_kwargs": {"width": 0.125},
             "classes": ["a", "b"],
         },
         ck,
