@@ -77,8 +77,7 @@ class Trainer:
         self.allow_data_change = allow_data_change
         self.callbacks = [*callbacks, *INSTALLED_CALLBACKS]
         self.out = Path(cfg.out)
-        run = build_run(cfg, dist, resume_state)
-        self.parts = run
+        self.parts = run = build_run(cfg, dist, resume_state)  # to_step() feeds the step
         self.device, self.amp, self.channels_last = run.device, run.amp, run.channels_last
         self.origin, self.data = run.origin, run.data
         self.fingerprints = {
