@@ -2,24 +2,34 @@
 
     python tests/lock_holder.py dir PATH    hold_lock(PATH)
     python tests/lock_holder.py dest PATH   hold_destination_lock(PATH)
+    python tests/lock_holder.py worker PATH hold_lock(PATH), then fork a process that
+                                            sleeps (as a DataLoader worker is forked)
 
-Prints "held" once the lock is taken, then sleeps until stdin closes or it is killed;
-a lock it cannot take prints the one-line error and exits 1.
+Prints "held" (then the forked process's pid for ``worker``) once the lock is taken, then
+sleeps until stdin closes or it is killed; a lock it cannot take prints the one-line error
+and exits 1.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
+import time
 
 from alexnet.errors import UserError
 from alexnet.lock import hold_destination_lock, hold_lock
 
 
 def main(kind: str, path: str) -> int:
-    take = hold_lock if kind == "dir" else hold_destination_lock
+    take = hold_destination_lock if kind == "dest" else hold_lock
     try:
         with take(path, "lock-test"):
-            print("held", flush=True)
+            if kind == "worker":
+                worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(600,))
+                worker.start()
+                print("held", worker.pid, flush=True)
+            else:
+                print("held", flush=True)
             sys.stdin.read()  # until the test closes our stdin or kills us
     except UserError as e:
         print(e, flush=True)

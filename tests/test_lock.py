@@ -32,7 +32,7 @@ def _start(kind: str, path: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert _readline(proc) == "held"
+    assert _readline(proc).split()[0] == "held"
     return proc
 
 
@@ -87,6 +87,29 @@ def test_sigkill_leaves_no_stale_lock(holders, tmp_path):
     with hold_lock(tmp_path / "run") as lock_file:  # ... but not its lock
         assert read_holder(lock_file)["pid"] == os.getpid()
     assert not lock_file.exists()  # a released lock removes its file
+
+
+def test_a_sigkilled_holders_forked_workers_do_not_keep_its_lock(tmp_path):
+    """A SIGKILLed run's DataLoader workers outlive it by up to 5 s (they poll for their
+    parent): they must not hold its directory's lock meanwhile."""
+    proc = subprocess.Popen(
+        [sys.executable, str(HELPER), "worker", str(tmp_path / "run")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        said, worker = _readline(proc).split()
+        assert said == "held"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        os.kill(int(worker), 0)  # still alive
+        with hold_lock(tmp_path / "run") as lock_file:
+            assert read_holder(lock_file)["pid"] == os.getpid()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.kill(int(worker), signal.SIGKILL)
 
 
 def test_nested_holds_in_one_process(tmp_path):

@@ -73,6 +73,21 @@ _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 _HOLDER_WAIT_S = 1.0  # how long a loser waits for the holder to write its record (seconds)
 _held: dict[str, tuple[int, int]] = {}  # realpath of a lock file -> (pid, nesting depth)
 _held_guard = threading.Lock()
+_lock_fds: set[int] = set()  # descriptors of the exclusive locks this process holds
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child (a DataLoader worker): close the copies of the parent's lock
+    descriptors. The lock stays the parent's while it lives, and ends with it: a SIGKILLed
+    run's workers, which outlive it by up to 5 s, no longer keep its directory locked."""
+    for fd in _lock_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _lock_fds.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 def _display(path: str | os.PathLike) -> str:
@@ -179,14 +194,18 @@ def _hold(lock_file: Path, what: str, name: str, wait=None) -> Iterator[Path]:
         yield lock_file
         return
     fd = _acquire(lock_file, what, name, wait)
+    owner = os.getpid()
     with _held_guard:
-        _held[key] = (os.getpid(), 1)
+        _held[key] = (owner, 1)
+        _lock_fds.add(fd)
     try:
         yield lock_file
     finally:
-        with _held_guard:
-            _held.pop(key, None)
-        _release(lock_file, fd)
+        if os.getpid() == owner:  # not a forked child unwinding the parent's frames
+            with _held_guard:
+                _held.pop(key, None)
+                _lock_fds.discard(fd)
+            _release(lock_file, fd)
 
 
 def _acquire(lock_file: Path, what: str, name: str, wait=None) -> int:
