@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -102,3 +108,93 @@ def tiny_train_config(data: Path, out: Path, **overrides):
 def train_config():
     """`train_config(data, out, **overrides)`: see tiny_train_config."""
     return tiny_train_config
+
+
+class _Zygote:
+    """tests/cli_zygote.py, started on first use: `alexnet` commands as forked processes."""
+
+    SCRIPT = Path(__file__).with_name("cli_zygote.py")
+    FAULT_RUNNER = Path(__file__).parent / "faults" / "fault_runner.py"
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.buf = b""  # what was read of the zygote's replies beyond the last line
+
+    def _start(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            env = dict(os.environ, OMP_NUM_THREADS="2")
+            env.pop("ALEXNET_DEBUG", None)
+            self.proc = subprocess.Popen(
+                [sys.executable, str(self.SCRIPT)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                bufsize=0,
+                env=env,
+                cwd=REPO,
+            )
+            self.buf = b""
+            assert self._reply(self.proc, 300) == "ready", "tests/cli_zygote.py did not start"
+        return self.proc
+
+    def _reply(self, proc: subprocess.Popen, timeout: float | None) -> dict | None:
+        """The zygote's next JSON line, or None after ``timeout`` seconds."""
+        fd = proc.stdout.fileno()
+        while b"\n" not in self.buf:
+            if not select.select([fd], [], [], timeout)[0]:
+                return None
+            chunk = os.read(fd, 4096)
+            assert chunk, "tests/cli_zygote.py exited"
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(
+        self, argv: list[str], env: dict, cwd: Path | None, timeout: float, fault: str | None
+    ) -> subprocess.CompletedProcess:
+        proc = self._start()
+        with tempfile.TemporaryDirectory(prefix="alexnet-cli-") as d:
+            out, err = Path(d) / "stdout", Path(d) / "stderr"
+            req = {"argv": argv, "env": env, "cwd": str(cwd or Path.cwd()), "fault": fault}
+            req.update(stdout=str(out), stderr=str(err), fault_runner=str(self.FAULT_RUNNER))
+            proc.stdin.write(json.dumps(req).encode() + b"\n")
+            pid = self._reply(proc, 60)["pid"]
+            reply = self._reply(proc, timeout)
+            if reply is None:
+                os.kill(pid, signal.SIGKILL)
+                self._reply(proc, 60)
+                raise subprocess.TimeoutExpired(argv, timeout, out.read_text(), err.read_text())
+            code = os.waitstatus_to_exitcode(reply["status"])
+            read = lambda p: p.read_bytes().decode(errors="replace")  # noqa: E731
+            return subprocess.CompletedProcess(argv, code, read(out), read(err))
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+def run_alexnet(
+    *args: str,
+    env: dict | None = None,
+    timeout: float = 600,
+    cwd: Path | None = None,
+    fault: str | None = None,
+) -> subprocess.CompletedProcess:
+    """`python -m alexnet ARGS` as a real process (forked by tests/cli_zygote.py, which has
+    imported the package once), output captured as text; with ``fault`` ("nan:K",
+    "signal:SIG:K", ...) through tests/faults/fault_runner.py. OMP_NUM_THREADS is 2 unless
+    the caller's environment or ``env`` says otherwise; ALEXNET_DEBUG is unset."""
+    e = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    e.pop("ALEXNET_DEBUG", None)
+    e.update(env or {})
+    return _ZYGOTE.run(list(args), e, cwd, timeout, fault)
+
+
+_ZYGOTE = _Zygote()
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """`run_cli(*args, env=None, timeout=600, cwd=None, fault=None)`: see run_alexnet."""
+    yield run_alexnet
+    _ZYGOTE.close()

@@ -1,11 +1,11 @@
-"""Helpers for the fault-injection suite: real subprocesses of the `alexnet` CLI on real files."""
+"""Helpers for the fault-injection suite: real processes of the `alexnet` CLI (tests/conftest.py's
+``run_cli``) on real files."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,33 +15,6 @@ import yaml
 # fused kernels, 227-pixel input; 0.9 M parameters, an 11 MB last.pt) with Kaiming init, at
 # batch 4 on 24 images (conftest's tiny_data).
 SMALL_MODEL = {"init": "kaiming", "width": 0.125}  # tests/conftest.py's NARROW
-
-
-FAULT_RUNNER = Path(__file__).with_name("fault_runner.py")
-
-
-def _run_cli(
-    *args: str,
-    env: dict | None = None,
-    timeout: int = 600,
-    cwd: Path | None = None,
-    fault: str | None = None,
-) -> subprocess.CompletedProcess:
-    """`python -m alexnet ARGS` in a subprocess; with ``fault`` ("nan:K", "signal:SIG:K")
-    through fault_runner.py, which installs it as a training callback."""
-    e = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
-    e.pop("ALEXNET_DEBUG", None)
-    if env:
-        e.update(env)
-    head = [str(FAULT_RUNNER), fault, "--"] if fault else ["-m", "alexnet"]
-    return subprocess.run(
-        [sys.executable, *head, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=e,
-        cwd=cwd,
-    )
 
 
 def _one_line_error(r: subprocess.CompletedProcess) -> str:
@@ -63,12 +36,6 @@ def small_config(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def small_config_module(tmp_path_factory) -> Path:
     return write_small_config(tmp_path_factory.mktemp("cfg") / "small.yaml")
-
-
-@pytest.fixture(scope="session")
-def run_cli():
-    """`run_cli(*args, env=None)`: the CLI in a subprocess."""
-    return _run_cli
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,6 @@ known in advance whatever the tiny network learns: with --patience 0, /10 after 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -44,24 +41,13 @@ def tiny_cifar(tmp_path_factory, make_imagefolder):
     return src, config
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
-    return subprocess.run(
-        [sys.executable, "-m", "alexnet", "reproduce", "cifar10", "--full", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-
-
-def test_full_runs_the_three_drops_and_stops_at_the_plateau(tiny_cifar, tmp_path):
+def test_full_runs_the_three_drops_and_stops_at_the_plateau(run_cli, tiny_cifar, tmp_path):
     src, config = tiny_cifar
     out = tmp_path / "out"
     args = ["--data", str(src), "--out", str(out), "--train-per-class", "4"]
     args += ["--test-per-class", "2", "--max-epochs", "8", "--patience", "0"]
     args += ["--workers", "0", "--config", str(config)]
-    r = _cli(*args)
+    r = run_cli("reproduce", "cifar10", "--full", *args)
     assert r.returncode == 0, r.stderr
     res = json.loads((out / "result.json").read_text())
     assert [e["epoch"] for e in res["epochs"]] == [1, 2, 3, 4, 5]
@@ -88,7 +74,7 @@ def test_full_runs_the_three_drops_and_stops_at_the_plateau(tiny_cifar, tmp_path
 
     # Again: the store is reused, the finished run trains nothing more, the test repeats.
     meta_mtime = (out / "store-256" / "meta.json").stat().st_mtime_ns
-    r2 = _cli(*args)
+    r2 = run_cli("reproduce", "cifar10", "--full", *args)
     assert r2.returncode == 0, r2.stderr
     assert "(reused)" in r2.stdout and "already ended" in r2.stdout
     assert (out / "store-256" / "meta.json").stat().st_mtime_ns == meta_mtime

@@ -9,9 +9,7 @@ Work is measured by counting varint reads, memory with tracemalloc; no wall-cloc
 from __future__ import annotations
 
 import io
-import os
 import subprocess
-import sys
 import tracemalloc
 
 import numpy as np
@@ -57,19 +55,6 @@ def unit_dims_blob(caffe, n: int, packed: bool) -> bytes:
     # BlobShape.dim packed (one int64 a byte), or unpacked (a tag per dim)
     shape = caffe.record(1, b"\x01" * n) if packed else b"\x08\x01" * n
     return caffe.record(7, shape) + caffe.record(5, np.float32(1).tobytes())
-
-
-def run_import(path, out) -> subprocess.CompletedProcess:
-    """`alexnet import-caffe PATH --out OUT` in a subprocess."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env.pop("ALEXNET_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "alexnet", "import-caffe", str(path), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
 
 
 def one_line(r: subprocess.CompletedProcess) -> str:
@@ -122,7 +107,7 @@ def _wrapping_count(caffe):
     ],
     ids=["packed-float-5-bytes", "4d-bias", "num-output-2^64-1", "count-wraps"],
 )  # fmt: skip
-def test_tracebacks_are_one_line_naming_the_file(caffe, tmp_path, edits, message):
+def test_tracebacks_are_one_line_naming_the_file(run_cli, caffe, tmp_path, edits, message):
     """Three inputs that gave tracebacks (ValueError, IndexError, TypeError from torch), and
     the count that wrapped to 0, through the CLI: one line, exit 1, nothing written."""
     import re
@@ -130,7 +115,7 @@ def test_tracebacks_are_one_line_naming_the_file(caffe, tmp_path, edits, message
     bad = tmp_path / "bad.caffemodel"
     bad.write_bytes(rebuild(caffe, caffe.small_net(), edits(caffe)))
     out = tmp_path / "out" / "x.pt"
-    line = one_line(run_import(bad, out))
+    line = one_line(run_cli("import-caffe", str(bad), "--out", str(out)))
     assert str(bad) in line and re.search(message, line), line
     assert not out.parent.exists()
 
@@ -238,14 +223,14 @@ def test_the_file_is_checked_as_it_is_read(caffe):
     assert f.read_bytes < len(first) + 16
 
 
-def test_a_huge_file_that_is_no_caffemodel_is_refused_at_once(tmp_path):
+def test_a_huge_file_that_is_no_caffemodel_is_refused_at_once(run_cli, tmp_path):
     """A 4 GB (sparse) file starting like a JPEG: read_bytes() took 4 GB of memory before
     anything was checked; now one line after its first bytes."""
     big = tmp_path / "photo.caffemodel"
     with big.open("wb") as f:
         f.write(b"\xff\xd8\xff\xe0\x00\x10JFIF")
         f.truncate(4 << 30)
-    line = one_line(run_import(big, tmp_path / "x.pt"))
+    line = one_line(run_cli("import-caffe", str(big), "--out", str(tmp_path / "x.pt")))
     assert (
         f"{big} is not a readable Caffe NetParameter (it does not start like a NetParameter" in line
     )
