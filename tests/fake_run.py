@@ -39,10 +39,12 @@ def make_demo(root: Path) -> tuple[Path, list[str]]:
 def save_random_checkpoint(
     path: Path, model_name: str, classes: list[str], *, width: float = 0.125
 ) -> Path:
-    """Random weights; the paper's networks at ``width`` (tests/conftest.py's NARROW unless
-    a test is about the full size), torchvision's at its only size."""
+    """Random weights at ``width`` (tests/conftest.py's NARROW unless a test is about the
+    full size)."""
     torch.manual_seed(0)
-    kwargs = {"init": "kaiming", "width": width} if model_name != "alexnet_owt" else {}
+    kwargs = {"init": "kaiming"} if model_name != "alexnet_owt" else {}
+    if width != 1.0:
+        kwargs["width"] = width
     model = alexnet.create_model(model_name, num_classes=len(classes), **kwargs)
     size = 224 if model_name == "alexnet_owt" else 227
     state = {

@@ -21,13 +21,13 @@ def _helpers():
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """(data dir, paper checkpoint (width 1/8), owt checkpoint, run dir, paper checkpoint at
-    full size) with random weights."""
+    """(data dir, paper checkpoint (width 1/8), owt checkpoint at full size (Figure 3's
+    layout), run dir (owt at width 1/8), paper checkpoint at full size) with random weights."""
     h = _helpers()
     root = tmp_path_factory.mktemp("figures")
     data, classes = h.make_demo(root / "demo")
     paper = h.save_random_checkpoint(root / "paper.pt", "alexnet", classes)
-    owt = h.save_random_checkpoint(root / "owt.pt", "alexnet_owt", classes)
+    owt = h.save_random_checkpoint(root / "owt.pt", "alexnet_owt", classes, width=1.0)
     run = h.make_fake_run(root / "run", data, classes, model_name="alexnet_owt")
     full = h.save_random_checkpoint(root / "full.pt", "alexnet", classes, width=1.0)
     return data, paper, owt, run, full

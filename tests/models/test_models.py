@@ -290,6 +290,22 @@ def test_narrow_network_matches_a_float64_reference():
         torch.testing.assert_close(model(x), ref, rtol=1e-10, atol=1e-12)
 
 
-def test_width_out_of_range_is_refused():
+def test_owt_width_scales_every_layer_and_keeps_torchvisions_names():
+    """torchvision's network at width 1/8 (for tests that need some alexnet_owt file):
+    8, 24, 48, 32, 32 maps and 512 features under torchvision's keys; width 1 is torchvision's."""
+    full = create_model("alexnet_owt", num_classes=10)
+    narrow = create_model("alexnet_owt", num_classes=10, width=0.125)
+    assert list(full.state_dict()) == list(narrow.state_dict())
+    convs = [tuple(m.weight.shape[:2]) for m in narrow.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [(8, 3), (24, 8), (48, 24), (32, 48), (32, 32)]
+    fcs = [tuple(m.weight.shape) for m in narrow.modules() if isinstance(m, nn.Linear)]
+    assert fcs == [(512, 32 * 36), (512, 512), (10, 512)]
+    assert narrow.model_kwargs == {"width": 0.125} and full.model_kwargs == {}
+    with torch.no_grad():
+        assert narrow.eval()(torch.randn(2, 3, 224, 224)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", ["alexnet", "alexnet_owt"])
+def test_width_out_of_range_is_refused(name):
     with pytest.raises(ValueError, match=r"width must be in \(0, 4\], got 0"):
-        create_model("alexnet", width=0)
+        create_model(name, width=0)

@@ -137,12 +137,12 @@ def test_safetensors_round_trip(paper_model, tmp_path):
 
 
 def test_safetensors_from_checkpoint_path(tmp_path):
-    model = create_model("alexnet_owt", num_classes=3)
+    model = create_model("alexnet_owt", num_classes=3, width=0.125)
     state = {
         "format_version": CHECKPOINT_VERSION,
         "model": model.state_dict(),
         "model_name": "alexnet_owt",
-        "model_kwargs": {},
+        "model_kwargs": {"width": 0.125},
         "classes": ["a", "b", "c"],
         "preprocessing": {"input_size": 224},
     }
@@ -216,7 +216,10 @@ def test_safetensors_bad_sidecar(small_safetensors):
 
 def test_pt2_export_runs(tmp_path):
     loaded = LoadedModel(
-        create_model("alexnet_owt", num_classes=4).eval(), "alexnet_owt", list("abcd")
+        create_model("alexnet_owt", num_classes=4, width=0.125).eval(),
+        "alexnet_owt",
+        list("abcd"),
+        {"width": 0.125},
     )
     out = export_pt2(loaded, tmp_path / "m.pt2")
     assert out.is_file() and out.stat().st_size > 0

@@ -7,8 +7,9 @@ import torch
 import torchvision
 
 from alexnet.cli import main
-from alexnet.engine.checkpoint import load_checkpoint
+from alexnet.engine.checkpoint import load_checkpoint, save_checkpoint, weights_checkpoint
 from alexnet.errors import UserError
+from alexnet.models import create_model
 from alexnet.outputs.export import import_torchvision
 from alexnet.tasks.loading import load_model
 
@@ -42,15 +43,24 @@ def test_imported_checkpoint_matches_torchvision(tv_model, tv_file, tmp_path):
         assert torch.equal(loaded.model.eval()(x), tv_model(x))
 
 
+def _stand_in(num_classes: int, **replace: torch.Tensor) -> dict[str, torch.Tensor]:
+    """torchvision's AlexNet state dict, every tensor of its shape a broadcast zero (one
+    float in the file, not 244 MB), ``replace`` swapped in: for tests of the checks that
+    never read the values."""
+    with torch.device("meta"):
+        shapes = torchvision.models.alexnet(weights=None, num_classes=num_classes).state_dict()
+    sd = {k: torch.zeros(()).expand(v.shape) for k, v in shapes.items()}
+    return {**sd, **replace}
+
+
 def test_cli_with_own_class_names(tmp_path, capsys):
-    torch.manual_seed(1)
-    small = torchvision.models.alexnet(weights=None, num_classes=3)
     src = tmp_path / "small.pth"
-    torch.save(small.state_dict(), src)
+    torch.save(_stand_in(3), src)
     names = tmp_path / "classes.txt"
     names.write_text("cat\ndog\nfox\n")
     out = tmp_path / "small.pt"
-    assert main(["import-torchvision", str(src), "--out", str(out), "--classes", str(names)]) == 0
+    args = ["import-torchvision", str(src), "--out", str(out), "--classes", str(names)]
+    assert main(args) == 0
     assert "wrote" in capsys.readouterr().out
     assert load_model(out).classes == ["cat", "dog", "fox"]
 
@@ -69,11 +79,9 @@ def test_not_an_alexnet_state_dict(tmp_path, capsys):
     assert not (tmp_path / "x.pt").exists()
 
 
-def test_wrong_shapes(tv_model, tmp_path):
-    sd = dict(tv_model.state_dict())
-    sd["features.0.weight"] = torch.zeros(64, 3, 7, 7)
+def test_wrong_shapes(tmp_path):
     bad = tmp_path / "bad.pth"
-    torch.save(sd, bad)
+    torch.save(_stand_in(1000, **{"features.0.weight": torch.zeros(64, 3, 7, 7)}), bad)
     with pytest.raises(UserError, match="features.0.weight"):
         import_torchvision(bad, tmp_path / "x.pt")
 
@@ -99,7 +107,11 @@ def test_missing_file(tmp_path):
         import_torchvision(tmp_path / "nope.pth", tmp_path / "x.pt")
 
 
-def test_refuses_our_own_checkpoint(tv_file, tmp_path):
-    ours = import_torchvision(tv_file, tmp_path / "owt.pt")
+def test_refuses_our_own_checkpoint(tmp_path):
+    narrow = create_model("alexnet_owt", num_classes=2, width=0.125)
+    state = weights_checkpoint(
+        "alexnet_owt", {"width": 0.125}, narrow.state_dict(), ["a", "b"], {}, {}
+    )
+    ours = save_checkpoint(state, tmp_path / "owt.pt")
     with pytest.raises(UserError, match="already an alexnet checkpoint"):
         import_torchvision(ours, tmp_path / "again.pt")

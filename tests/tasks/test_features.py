@@ -69,7 +69,7 @@ def test_nearest_neighbors_caps_k_and_checks_shapes():
 
 # ---- layer features of a whole split (extract_features, `alexnet features`) ----
 
-DIMS = {"pool5": 9216, "fc6": 4096, "fc7": 4096}
+DIMS = {"pool5": 32 * 6 * 6, "fc6": 512, "fc7": 512}  # at width 1/8 (tests/conftest.py's NARROW)
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +77,9 @@ def tiny_checkpoint(tmp_path_factory):
     from alexnet.engine.checkpoint import save_checkpoint, weights_checkpoint
 
     torch.manual_seed(3)
-    model = alexnet.create_model("alexnet", num_classes=3, init="kaiming")
-    state = weights_checkpoint(
-        "alexnet", {"init": "kaiming"}, model.state_dict(), list("abc"), {}, {}
-    )
+    kwargs = {"init": "kaiming", "width": 0.125}
+    model = alexnet.create_model("alexnet", num_classes=3, **kwargs)
+    state = weights_checkpoint("alexnet", kwargs, model.state_dict(), list("abc"), {}, {})
     return save_checkpoint(state, tmp_path_factory.mktemp("feat") / "tiny.pt")
 
 

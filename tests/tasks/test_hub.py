@@ -51,11 +51,13 @@ print(json.dumps(out))
 
 def test_hub_load_from_a_checkout(tmp_path):
     torch.manual_seed(0)
-    model = create_model("alexnet", num_classes=10, lrn_k=1.0)
+    model = create_model("alexnet", num_classes=10, lrn_k=1.0, width=0.125)
     classes = [f"c{i}" for i in range(10)]
     pre = {"input_size": 227, "resize": 256, "resize_mode": "warp", "normalize": "pixel"}
     ckpt = save_checkpoint(
-        weights_checkpoint("alexnet", {"lrn_k": 1.0}, model.state_dict(), classes, pre, {}),
+        weights_checkpoint(
+            "alexnet", {"lrn_k": 1.0, "width": 0.125}, model.state_dict(), classes, pre, {}
+        ),
         tmp_path / "w.pt",
     )
     proc = subprocess.run(

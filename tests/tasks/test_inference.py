@@ -13,6 +13,7 @@ from alexnet.models import create_model
 from alexnet.tasks.evaluate import evaluate_checkpoints
 
 CLASSES = ["circle", "square", "stripes"]
+NARROW = 0.125  # tests/conftest.py's NARROW
 
 
 def _checkpoint(path, model_name, preprocessing, seed, **kwargs):
@@ -28,8 +29,8 @@ def test_ensemble_members_get_their_own_preprocessing(tiny_data, tmp_path):
     pre_a = {"input_size": 227, "resize": 256, "resize_mode": "square", "normalize": "pixel"}
     pre_b = {"input_size": 224, "resize": 240, "resize_mode": "shorter", "normalize": "channel"}
     pre_a["stats"] = pre_b["stats"] = stats
-    a = _checkpoint(tmp_path / "a.pt", "alexnet", pre_a, 0)
-    b = _checkpoint(tmp_path / "b.pt", "alexnet_owt", pre_b, 1)
+    a = _checkpoint(tmp_path / "a.pt", "alexnet", pre_a, 0, width=NARROW)
+    b = _checkpoint(tmp_path / "b.pt", "alexnet_owt", pre_b, 1, width=NARROW)
     res = evaluate_checkpoints(
         [str(tmp_path / "a.pt"), str(tmp_path / "b.pt")],
         str(tiny_data),

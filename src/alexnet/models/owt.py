@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ._registry import register_model
+from .paper import scaled
 
 __all__ = ["AlexNetOWT"]
 
@@ -28,49 +29,58 @@ __all__ = ["AlexNetOWT"]
 class AlexNetOWT(nn.Module):
     """torchvision-compatible AlexNet; keys ``features.N`` / ``classifier.N`` as torchvision's."""
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.5, width: float = 1.0) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if not 0.0 < width <= 4.0:
+            raise ValueError(f"width must be in (0, 4], got {width}")
         self.num_classes = num_classes
         self.model_name = "alexnet_owt"
         self.model_kwargs = {} if dropout == 0.5 else {"dropout": dropout}
+        if width != 1.0:
+            self.model_kwargs["width"] = width
+        # the paper's network's rounding (paper.scaled): width 1/8 gives 8, 24, 48, 32, 32
+        # maps and 512 features
+        c1, c2, c3, c4, c5 = (scaled(c, width) for c in (64, 192, 384, 256, 256))
+        fc = scaled(4096, width)
         self.features = nn.Sequential(
-            nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
+            nn.Conv2d(3, c1, kernel_size=11, stride=4, padding=2),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(64, 192, kernel_size=5, padding=2),
+            nn.Conv2d(c1, c2, kernel_size=5, padding=2),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(192, 384, kernel_size=3, padding=1),
+            nn.Conv2d(c2, c3, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(384, 256, kernel_size=3, padding=1),
+            nn.Conv2d(c3, c4, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, kernel_size=3, padding=1),
+            nn.Conv2d(c4, c5, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout),
-            nn.Linear(256 * 6 * 6, 4096),
+            nn.Linear(c5 * 6 * 6, fc),
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
+            nn.Linear(fc, fc),
             nn.ReLU(inplace=True),
-            nn.Linear(4096, num_classes),
+            nn.Linear(fc, num_classes),
         )
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """(B, 3, H, W) -> (B, 256, 6, 6)."""
+        """(B, 3, H, W) -> (B, 256, 6, 6) (256 x width maps)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected (B, 3, H, W) images, got {tuple(x.shape)}")
         return self.avgpool(self.features(x))
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """(B, 256, 6, 6) -> logits, or the 4096-d fc7 features after ReLU if ``pre_logits``."""
+        """(B, 256, 6, 6) -> logits, or the 4096-d (x width) fc7 features after ReLU if
+        ``pre_logits``."""
         x = torch.flatten(x, 1)
         return self.classifier[:-1](x) if pre_logits else self.classifier(x)
 
@@ -96,12 +106,13 @@ class AlexNetOWT(nn.Module):
     # (aspect kept), centre 224 crop, per-channel mean/std
     preprocessing={"resize": 256, "resize_mode": "shorter", "normalize": "channel"},
 )
-def alexnet_owt(num_classes: int = 1000, *, dropout: float = 0.5) -> AlexNetOWT:
+def alexnet_owt(num_classes: int = 1000, *, dropout: float = 0.5, width: float = 1.0) -> AlexNetOWT:
     """torchvision's AlexNet ("one weird trick" variant): loads its weights as is.
     Any input side of at least 63 works (an adaptive average pool before fc6); 224 is
     torchvision's.
 
     Options:
         dropout: probability p of dropping fc6's and fc7's inputs (0.5)
+        width: multiplier of every layer's maps and of fc6/fc7's features (1 is torchvision's)
     """
-    return AlexNetOWT(num_classes=num_classes, dropout=dropout)
+    return AlexNetOWT(num_classes=num_classes, dropout=dropout, width=width)
