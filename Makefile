@@ -5,7 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-# test processes: one per core (pytest-xdist); JOBS=0 runs the suite in this process
+# test processes: one per core (pytest-xdist); JOBS=0 runs the suite in this process.
+# --dist loadscope keeps a module's tests in one process, so a module's fixture (a
+# full-size caffemodel, torchvision's weights) is built once, not once per process.
 JOBS ?= auto
 
 .PHONY: demo test lint bench clean venv
@@ -25,7 +27,7 @@ demo: $(STAMP)
 	  $(BIN)/alexnet train --preset demo --out runs/demo --overwrite
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
