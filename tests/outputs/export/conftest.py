@@ -7,6 +7,10 @@ files are what Caffe's own serializer would write. The reference forward follows
 layers in float64: convolution with ``group``, ReLU, LRN across channels
 (``lrn_layer.cpp``: ``x * (k + alpha / n * window sum of x^2) ** -beta``, zero-padded,
 the window over all channels), max pooling with Caffe's ceil rounding, inner product.
+
+Nets are built at width NARROW (the model's ``width`` option: conv1..conv5 12, 32, 48, 48,
+32 maps, fc6/fc7 512 features; a 3.6 MB caffemodel) unless a test asks for width 1.0,
+the published bvlc_alexnet's sizes (a 233 MB caffemodel).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-# Caffe's AlexNet: conv -> (out, in per group, kernel, stride, pad, group)
+NARROW = 0.125  # tests/conftest.py's NARROW
+FC = 4096  # fc6's and fc7's features at width 1
+# Caffe's AlexNet at width 1: conv -> (out, in per group, kernel, stride, pad, group)
 CONVS = {
     "conv1": (96, 3, 11, 4, 0, 1),
     "conv2": (256, 48, 5, 1, 2, 2),
@@ -28,6 +34,20 @@ CONVS = {
 }
 V1_TYPE = {"Convolution": 4, "Dropout": 6, "InnerProduct": 14, "LRN": 15, "Pooling": 17,
            "ReLU": 18, "SoftmaxWithLoss": 21, "Data": 5}  # fmt: skip
+
+
+def scaled(channels: int, width: float) -> int:
+    """The model's width rounding: ``channels`` x ``width`` to an even count, at least 2."""
+    return max(2, 2 * round(channels * width / 2))
+
+
+def convs(width: float) -> dict[str, tuple[int, ...]]:
+    """CONVS at ``width``: each conv's out scaled, its in per group the previous out / group."""
+    out, previous = {}, 3
+    for name, (o, _, k, s, p, g) in CONVS.items():
+        out[name] = (scaled(o, width), previous // g, k, s, p, g)
+        previous = out[name][0]
+    return out
 
 
 def _schema():
@@ -178,12 +198,16 @@ def fill_blob(blob, array: np.ndarray, legacy: bool) -> None:
         assert blob.data[0] == flat[0] and blob.data[-1] == flat[-1]
 
 
-def caffe_weights(num_classes: int, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """AlexNet's blobs in Caffe's layout (conv1 reads BGR), He-normal so that activations
-    keep their 0-255 scale through the net and LRN matters."""
+def caffe_weights(
+    num_classes: int, seed: int = 0, width: float = NARROW
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """AlexNet's blobs at ``width`` in Caffe's layout (conv1 reads BGR), He-normal so that
+    activations keep their 0-255 scale through the net and LRN matters."""
     rng = np.random.default_rng(seed)
-    shapes = {k: (o, i, k_, k_) for k, (o, i, k_, *_) in CONVS.items()}
-    shapes |= {"fc6": (4096, 9216), "fc7": (4096, 4096), "fc8": (num_classes, 4096)}
+    conv, fc = convs(width), scaled(FC, width)
+    shapes = {k: (o, i, k_, k_) for k, (o, i, k_, *_) in conv.items()}
+    pool5 = conv["conv5"][0] * 6 * 6  # (256 x width) maps of 6x6
+    shapes |= {"fc6": (fc, pool5), "fc7": (fc, fc), "fc8": (num_classes, fc)}
     out = {}
     for name, shape in shapes.items():
         fan_in = int(np.prod(shape[1:]))
@@ -192,13 +216,15 @@ def caffe_weights(num_classes: int, seed: int = 0) -> dict[str, tuple[np.ndarray
     return out
 
 
-def layer_list(order: str, lrn: dict | None, num_classes: int) -> list[tuple]:
+def layer_list(
+    order: str, lrn: dict | None, num_classes: int, width: float = NARROW
+) -> list[tuple]:
     """(name, type, bottom, top, params) of Caffe's AlexNet (order "alexnet") or CaffeNet
-    ("caffenet") as its train_val prototxt has them: in-place ReLU and Dropout."""
+    ("caffenet") at ``width`` as its train_val prototxt has them: in-place ReLU and Dropout."""
     lrn = lrn if lrn is not None else {"local_size": 5, "alpha": 1e-4, "beta": 0.75}
     pool = {"pool": 0, "kernel_size": 3, "stride": 2}
     layers, blob = [("data", "Data", None, "data", {})], "data"
-    for name, (out, _, k, s, p, g) in CONVS.items():
+    for name, (out, _, k, s, p, g) in convs(width).items():
         i = name[-1]
         conv = {"num_output": out, "kernel_size": [k]}  # Caffe's defaults: stride 1, pad 0
         conv |= ({"stride": [s]} if s != 1 else {}) | ({"pad": [p]} if p else {})
@@ -214,7 +240,8 @@ def layer_list(order: str, lrn: dict | None, num_classes: int) -> list[tuple]:
         elif i == "5":
             layers.append(("pool5", "Pooling", blob, "pool5", pool))
             blob = "pool5"
-    for name, out in (("fc6", 4096), ("fc7", 4096), ("fc8", num_classes)):
+    fc = scaled(FC, width)
+    for name, out in (("fc6", fc), ("fc7", fc), ("fc8", num_classes)):
         layers.append((name, "InnerProduct", blob, name, {"num_output": out}))
         blob = name
         if name != "fc8":
@@ -267,12 +294,13 @@ def record(field: int, payload: bytes) -> bytes:
     return _varint(field << 3 | 2) + _varint(len(payload)) + payload
 
 
-def small_net(pb, layout: str = "layer", blobs: dict | None = None) -> bytes:
-    """AlexNet's layers (10-way fc8) with blobs that only fill the shapes they state: every
-    weight layer (1,) and (1,), fc8 a (1, 4096) weight: a ~20 KB file that passes the
-    layout checks and reaches the shape checks. ``blobs``: (layer, 0 or 1) -> a function
-    that fills that BlobProto instead."""
-    net = pb.NetParameter.FromString(encode_net(pb, layout, layer_list("alexnet", None, 10), {}))
+def small_net(pb, layout: str = "layer", blobs: dict | None = None, width: float = NARROW) -> bytes:
+    """AlexNet's layers at ``width`` (10-way fc8) with blobs that only fill the shapes they
+    state: every weight layer (1,) and (1,), fc8 a (1, fc7's features) weight: a ~3 KB file
+    (~18 KB at width 1) that passes the layout checks and reaches the shape checks.
+    ``blobs``: (layer, 0 or 1) -> a function that fills that BlobProto instead."""
+    layers = layer_list("alexnet", None, 10, width)
+    net = pb.NetParameter.FromString(encode_net(pb, layout, layers, {}))
     for layer in net.layer if layout == "layer" else net.layers:
         if layer.name == "fc8":
             layer.inner_product_param.num_output = 1
@@ -282,7 +310,8 @@ def small_net(pb, layout: str = "layer", blobs: dict | None = None) -> bytes:
                 if blobs and (layer.name, i) in blobs:
                     blobs[layer.name, i](blob)
                 elif (layer.name, i) == ("fc8", 0):
-                    fill_blob(blob, np.zeros((1, 4096), np.float32), legacy=layout == "layers")
+                    fc8 = np.zeros((1, scaled(FC, width)), np.float32)
+                    fill_blob(blob, fc8, legacy=layout == "layers")
                 else:
                     fill_blob(blob, np.zeros(1, np.float32), legacy=layout == "layers")
     return net.SerializeToString()
@@ -305,7 +334,8 @@ def caffe_pool(x: torch.Tensor) -> torch.Tensor:
 
 
 def caffe_forward(weights: dict, x_bgr: torch.Tensor, order: str, lrn: dict):
-    """Caffe's AlexNet/CaffeNet in float64 on a mean-subtracted BGR batch -> (fc7, fc8)."""
+    """Caffe's AlexNet/CaffeNet (any width: the sizes are the blobs') in float64 on a
+    mean-subtracted BGR batch -> (fc7, fc8)."""
     w = {
         k: (torch.from_numpy(a).double(), torch.from_numpy(b).double())
         for k, (a, b) in weights.items()
@@ -321,7 +351,7 @@ def caffe_forward(weights: dict, x_bgr: torch.Tensor, order: str, lrn: dict):
                 x = caffe_lrn(caffe_pool(x), n, alpha, beta, k)
         elif name == "conv5":
             x = caffe_pool(x)
-    x = x.flatten(1)  # (B, 256 * 6 * 6), Caffe's C-order blob
+    x = x.flatten(1)  # (B, 256 x width * 6 * 6), Caffe's C-order blob
     fc7 = F.relu(F.linear(F.relu(F.linear(x, *w["fc6"])), *w["fc7"]))  # dropout: identity
     return fc7, F.linear(fc7, *w["fc8"])
 
@@ -332,13 +362,17 @@ def caffe():
     pb = _schema()
     return types.SimpleNamespace(
         pb=pb,
+        narrow=NARROW,
+        scaled=scaled,
         weights=caffe_weights,
         layer_list=layer_list,
         encode_net=encode_net,
         fill_blob=fill_blob,
         forward=caffe_forward,
         lrn=caffe_lrn,
-        small_net=lambda layout="layer", blobs=None: small_net(pb, layout, blobs),
+        small_net=lambda layout="layer", blobs=None, width=NARROW: small_net(
+            pb, layout, blobs, width
+        ),
         record=record,
         varint=_varint,
     )

@@ -3,10 +3,10 @@
 Budgets, per input: the protobuf reader on arbitrary bytes (up to 4 KB) answers a result or
 a WireError within Hypothesis' 2 s deadline and 2 MB of traced memory; the importer on
 mutations of a valid small file (protobuf's encoder, conftest.py ``small_net``: AlexNet's
-layout, one-value blobs, ~17 KB) answers a checkpoint or exactly one one-line UserError
-naming the file, within a 10 s deadline and 64 MB of traced memory, and writes nothing
-when it refuses. The deadlines are generous ceilings (a linear reader takes milliseconds),
-not timings.
+layout at width NARROW, one-value blobs, ~3 KB) answers a checkpoint or exactly one
+one-line UserError naming the file, within a 10 s deadline and 64 MB of traced memory,
+and writes nothing when it refuses. The deadlines are generous ceilings (a linear reader
+takes milliseconds), not timings.
 """
 
 from __future__ import annotations
@@ -89,14 +89,15 @@ class BaseFiles(list):
 @pytest.fixture(scope="module")
 def base_files(caffe, tmp_path_factory):
     """The two layouts of the small valid file, and where their structure is: the offsets
-    outside fc8's 16 KB of zeros, where most mutations are aimed. Each is imported once
-    (refused: one-value blobs), so that the modules the importer loads are not counted
-    in the first example's memory."""
+    outside fc8's (1, 512) weight of zeros (2 KB), where most mutations are aimed. Each is
+    imported once (refused: one-value blobs), so that the modules the importer loads are
+    not counted in the first example's memory."""
     out = BaseFiles()
     for layout in ("layer", "layers"):
         data = caffe.small_net(layout)
-        zeros = data.index(bytes(4 * 4096))
-        out.append((data, zeros, zeros + 4 * 4096))
+        fc8 = 4 * caffe.scaled(4096, caffe.narrow)  # bytes of fc8's (1, fc7's features) zeros
+        zeros = data.index(bytes(fc8))
+        out.append((data, zeros, zeros + fc8))
         path = tmp_path_factory.mktemp("base") / f"{layout}.caffemodel"
         path.write_bytes(data)
         with pytest.raises(UserError, match="conv1 weight is"):

@@ -1,8 +1,9 @@
 """import-caffe on hostile files (issue 22, item 5): each finding as a regression test.
 
 Files are written by protobuf's encoder (conftest.py) and edited at the byte level where
-protobuf refuses to write what an attacker can: ``small_net`` is AlexNet's layout with
-one-value blobs (~17 KB), which passes the layout checks and reaches the shape checks.
+protobuf refuses to write what an attacker can: ``small_net`` is AlexNet's layout at width
+NARROW with one-value blobs (~3 KB), which passes the layout checks and reaches the shape
+checks.
 Work is measured by counting varint reads, memory with tracemalloc; no wall-clock asserts.
 """
 
@@ -74,8 +75,8 @@ def _odd_float_field(caffe):
 
 
 def _four_d_bias(caffe):
-    weight = blob_bytes(caffe, [96, 3, 11, 11], bytes(4 * 96 * 3 * 121))
-    return {"conv1": with_blobs(caffe, weight, blob_bytes(caffe, [2, 48, 1, 1], bytes(4 * 96)))}
+    weight = blob_bytes(caffe, [12, 3, 11, 11], bytes(4 * 12 * 3 * 121))  # conv1 at NARROW
+    return {"conv1": with_blobs(caffe, weight, blob_bytes(caffe, [2, 6, 1, 1], bytes(4 * 12)))}
 
 
 def _num_output_2_64(caffe):
@@ -99,9 +100,10 @@ def _wrapping_count(caffe):
     [
         (_odd_float_field, "layer 'conv1' at byte [0-9,]+: field 5: a packed float field "
                            r"of 5 bytes, not a multiple of 4\)$"),
-        (_four_d_bias, r"conv1 bias is \(2, 48, 1, 1\), AlexNet's conv1 \(96,\); "),
+        (_four_d_bias, r"conv1 bias is \(2, 6, 1, 1\), AlexNet's conv1 \(width 0.125\) "
+                       r"\(12,\); "),
         (_num_output_2_64, "fc8 has num_output 18446744073709551615 and a weight blob "
-                           r"of shape \(1, 4096\)"),
+                           r"of shape \(1, 512\)"),
         (_wrapping_count, r"a blob of shape \(4294967296, 4294967296\) holds 0 values, "
                           r"not 18,446,744,073,709,551,616\)$"),
     ],

@@ -1,6 +1,7 @@
 """import-caffe: a .caffemodel written by protobuf's encoder (both layouts, AlexNet's and
 CaffeNet's order) -> an alexnet checkpoint whose outputs are Caffe's, computed here in
-float64 from Caffe's layer definitions (conftest.py)."""
+float64 from Caffe's layer definitions (conftest.py). The nets are narrow (width NARROW)
+but for the published bvlc_alexnet's layout, imported at full size once."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from alexnet.outputs.export import caffe_weights, import_caffe
 from alexnet.tasks.loading import load_model
 
 NUM_CLASSES = 10
+NARROW = 0.125  # tests/conftest.py's NARROW
 BVLC_LRN = {"local_size": 5, "alpha": 1e-4, "beta": 0.75}  # k unset: Caffe's default 1
 OTHER_LRN = {"local_size": 3, "alpha": 3e-4, "beta": 0.7, "k": 2.0}
 BGR_MEAN = np.array([104.0070, 116.6688, 122.6789])
@@ -25,20 +27,28 @@ BGR_MEAN = np.array([104.0070, 116.6688, 122.6789])
 
 @pytest.fixture(scope="module")
 def weights(caffe):
-    return caffe.weights(NUM_CLASSES)
+    """weights(width) -> Caffe's blobs of a NUM_CLASSES-way AlexNet at that width, made once."""
+    cache = {}
+
+    def get(width=NARROW):
+        if width not in cache:
+            cache[width] = caffe.weights(NUM_CLASSES, width=width)
+        return cache[width]
+
+    return get
 
 
 @pytest.fixture(scope="module")
 def files(caffe, weights, tmp_path_factory):
-    """files(layout, order, lrn) -> the path of that net's .caffemodel, written once."""
+    """files(layout, order, lrn, width) -> the path of that net's .caffemodel, written once."""
     cache, root = {}, tmp_path_factory.mktemp("caffe")
 
-    def get(layout="layers", order="alexnet", lrn=None):
-        key = (layout, order, tuple(sorted((lrn or BVLC_LRN).items())))
+    def get(layout="layers", order="alexnet", lrn=None, width=NARROW):
+        key = (layout, order, tuple(sorted((lrn or BVLC_LRN).items())), width)
         if key not in cache:
             path = root / f"{layout}-{order}-{len(cache)}.caffemodel"
-            layers = caffe.layer_list(order, lrn or BVLC_LRN, NUM_CLASSES)
-            path.write_bytes(caffe.encode_net(caffe.pb, layout, layers, weights))
+            layers = caffe.layer_list(order, lrn or BVLC_LRN, NUM_CLASSES, width)
+            path.write_bytes(caffe.encode_net(caffe.pb, layout, layers, weights(width)))
             cache[key] = path
         return cache[key]
 
@@ -51,18 +61,20 @@ def relative(a: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize(
-    "layout, order, lrn",
+    "layout, order, lrn, width",
     [
-        ("layers", "alexnet", BVLC_LRN),  # bvlc_alexnet.caffemodel as published (V1, 2014)
-        ("layer", "alexnet", BVLC_LRN),  # the same net in today's layout
-        ("layer", "caffenet", OTHER_LRN),  # CaffeNet's pool before LRN, other constants
+        # bvlc_alexnet.caffemodel as published (V1, 2014), at its full size
+        ("layers", "alexnet", BVLC_LRN, 1.0),
+        ("layer", "alexnet", BVLC_LRN, NARROW),  # the same net in today's layout
+        ("layer", "caffenet", OTHER_LRN, NARROW),  # CaffeNet's pool before LRN, other constants
     ],
 )
-def test_import_gives_caffes_outputs(caffe, weights, files, tmp_path, layout, order, lrn):
-    out = import_caffe(files(layout, order, lrn), tmp_path / "caffe.pt")
+def test_import_gives_caffes_outputs(caffe, weights, files, tmp_path, layout, order, lrn, width):
+    out = import_caffe(files(layout, order, lrn, width), tmp_path / "caffe.pt")
     state = load_checkpoint(out)
     assert state["model_name"] == "alexnet"
-    assert state["model_kwargs"] == {
+    narrow = {"width": width} if width != 1.0 else {}  # a full-size import records no width
+    assert state["model_kwargs"] == narrow | {
         "lrn_size": lrn["local_size"],
         "lrn_alpha": lrn["alpha"],  # the file's float32, read back as the decimal written
         "lrn_beta": lrn["beta"],
@@ -76,16 +88,84 @@ def test_import_gives_caffes_outputs(caffe, weights, files, tmp_path, layout, or
     assert state["classes"] == [str(i) for i in range(NUM_CLASSES)]
 
     x_bgr = torch.rand(2, 3, 227, 227, generator=torch.Generator().manual_seed(1)) * 255 - 120
-    ref_fc7, ref_fc8 = caffe.forward(weights, x_bgr, order, lrn)
+    ref_fc7, ref_fc8 = caffe.forward(weights(width), x_bgr, order, lrn)
     model = load_model(out).model.eval()
     x = x_bgr.flip(1)  # the checkpoint's conv1 takes RGB
     with torch.no_grad():
         pool5 = model.forward_features(x)
         fc7, fc8 = model.forward_head(pool5, pre_logits=True), model.forward_head(pool5)
     d7, d8 = relative(fc7, ref_fc7), relative(fc8, ref_fc8)
-    print(f"\n{layout}/{order}: max relative difference fc7 {d7:.2e}, fc8 {d8:.2e}")
+    print(f"\n{layout}/{order}/width {width}: max relative difference fc7 {d7:.2e}, fc8 {d8:.2e}")
     assert d7 < 1e-5 and d8 < 1e-5
     assert torch.equal(fc8.argmax(1), ref_fc8.argmax(1))
+
+
+def _with(layers: list[tuple], **num_outputs: int) -> list[tuple]:
+    """``layers`` with the named layers' num_output replaced."""
+    return [
+        (*layer[:4], {**layer[4], "num_output": num_outputs[layer[0]]})
+        if layer[0] in num_outputs
+        else layer
+        for layer in layers
+    ]
+
+
+def test_a_narrow_net_imports_at_the_width_conv1_gives(caffe, files, tmp_path):
+    """conv1's num_output n gives the width, n / 96: a narrow net imports with its width
+    recorded and the model built at it. A count that no width the model builds gives (odd;
+    0; over 4 x 96) is refused in one line naming conv1, and so are layers of sizes other
+    than that width's; nothing is written."""
+    state = load_checkpoint(import_caffe(files(), tmp_path / "narrow.pt"))
+    assert state["model_kwargs"]["width"] == NARROW
+    model = load_model(tmp_path / "narrow.pt").model
+    assert model.features.conv1.weight.shape == (12, 3, 11, 11)
+    assert model.classifier.fc7.weight.shape == (512, 512)
+
+    bad, out = tmp_path / "bad.caffemodel", tmp_path / "out" / "x.pt"
+    for n, why in (
+        (95, "conv1 has 96 x width maps, rounded to an even count"),
+        (0, "width must be in (0, 4], got 0.0"),
+        (386, "width must be in (0, 4], got 4.02"),
+    ):
+        layers = _with(caffe.layer_list("alexnet", None, NUM_CLASSES), conv1=n)
+        bad.write_bytes(caffe.encode_net(caffe.pb, "layer", layers, {}))
+        with pytest.raises(UserError) as e:
+            import_caffe(bad, out)
+        message = str(e.value)
+        assert "\n" not in message
+        assert message.startswith(
+            f"{bad}: not AlexNet's layout: conv1 has num_output {n}, which no AlexNet width "
+            f"gives ({why}"
+        ), message
+
+    layers = _with(caffe.layer_list("alexnet", None, NUM_CLASSES), conv2=256, fc6=4096)
+    bad.write_bytes(caffe.encode_net(caffe.pb, "layer", layers, {}))
+    with pytest.raises(UserError) as e:
+        import_caffe(bad, out)
+    assert "\n" not in str(e.value)
+    assert (
+        "conv2 is num_output 256 kernel (5, 5) stride (1, 1) pad (2, 2) group 2, "
+        "AlexNet's conv2 (width 0.125) num_output 32 kernel 5 stride 1 pad 2 group 2; "
+    ) in str(e.value)
+    assert "fc6 has 4096 outputs, AlexNet's fc6 (width 0.125) 512; " in str(e.value)
+    assert not out.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "width, conv1",
+    [
+        (1.0, "AlexNet's conv1 (96, 3, 11, 11)"),
+        (NARROW, "AlexNet's conv1 (width 0.125) (12, 3, 11, 11)"),
+    ],
+)
+def test_shape_messages_name_the_files_width(caffe, tmp_path, width, conv1):
+    """A blob of the wrong shape is named with the model's shape at the file's width; the
+    paper's network's without a width."""
+    bad = tmp_path / "bad.caffemodel"
+    bad.write_bytes(caffe.small_net(width=width))
+    with pytest.raises(UserError) as e:
+        import_caffe(bad, tmp_path / "x.pt")
+    assert str(e.value).startswith(f"{bad}: conv1 weight is (1,), {conv1}; "), str(e.value)
 
 
 def caffe_input(rgb: np.ndarray, mean_bgr: np.ndarray) -> torch.Tensor:
@@ -143,8 +223,8 @@ def test_bad_mean_file(files, tmp_path):
 def test_1000_way_net_gets_imagenet_names_and_the_zoo_accuracy(
     caffe, weights, tmp_path, monkeypatch
 ):
-    w8, b8 = weights["fc8"]
-    wide = {**weights, "fc8": (np.tile(w8, (100, 1)), np.tile(b8, 100))}
+    w8, b8 = weights()["fc8"]
+    wide = {**weights(), "fc8": (np.tile(w8, (100, 1)), np.tile(b8, 100))}
     path = tmp_path / "bvlc_alexnet.caffemodel"
     path.write_bytes(
         caffe.encode_net(caffe.pb, "layers", caffe.layer_list("alexnet", None, 1000), wide)
@@ -198,9 +278,11 @@ def _bad_file(kind: str, caffe, weights, files) -> bytes:
         layers = [layer for layer in layers if layer[0] not in ("fc8", "loss")]
         return caffe.encode_net(caffe.pb, "layer", layers, {})
     if kind == "wrong conv2 shape":
-        conv2 = np.zeros((256, 48, 3, 3), np.float32), weights["conv2"][1]
-        return caffe.encode_net(caffe.pb, "layer", layers, {**weights, "conv2": conv2})
-    if kind == "one tower":
+        conv2 = np.zeros((32, 6, 3, 3), np.float32), weights()["conv2"][1]
+        return caffe.encode_net(caffe.pb, "layer", layers, {**weights(), "conv2": conv2})
+    if kind.startswith("one tower"):
+        if kind == "one tower at width 1":  # no blobs: a 2 KB file
+            layers = caffe.layer_list("alexnet", None, NUM_CLASSES, 1.0)
         layers = [
             (*layer[:4], {**layer[4], "group": 1}) if layer[0] == "conv2" else layer
             for layer in layers
@@ -219,11 +301,16 @@ def _bad_file(kind: str, caffe, weights, files) -> bytes:
         ("missing fc8", r"not an AlexNet: .* and then ends after drop7; fc8 missing"),
         (
             "wrong conv2 shape",
-            r"conv2 weight is \(256, 48, 3, 3\), AlexNet's conv2 \(256, 48, 5, 5\)$",
+            r"conv2 weight is \(32, 6, 3, 3\), AlexNet's conv2 \(width 0.125\) \(32, 6, 5, 5\)$",
+        ),
+        (
+            "one tower at width 1",
+            r"conv2 is num_output 256 kernel \(5, 5\) .* group 1, AlexNet's conv2 .* group 2",
         ),
         (
             "one tower",
-            r"conv2 is num_output 256 kernel \(5, 5\) .* group 1, AlexNet's conv2 .* group 2",
+            r"conv2 is num_output 32 kernel \(5, 5\) .* group 1, "
+            r"AlexNet's conv2 \(width 0.125\) num_output 32 .* group 2",
         ),
         (
             "not an alexnet",

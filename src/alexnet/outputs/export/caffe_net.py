@@ -14,6 +14,10 @@ is ``x / (k + alpha / n * sum over n channels of x^2) ** beta`` across all chann
 layer, zero-padded at the ends: the ``alexnet`` model's ``lrn_alpha_over_n=True,
 lrn_window="layer"``. Caffe's max pool rounds its output size up (ceil), PyTorch's down;
 here every pooled side is exact (55 -> 27 -> 13 -> 6), so the two agree.
+
+An AlexNet of another width (the model's ``width`` option) is found too: conv1's
+``num_output`` n gives the width, n / 96, and every other layer must have that width's
+size (``scaled``: width 1/8 is conv1..conv5 12, 32, 48, 48, 32 maps, fc6/fc7 512).
 """
 
 from __future__ import annotations
@@ -25,14 +29,15 @@ import numpy as np
 import torch
 
 from alexnet.errors import UserError
-from alexnet.models import PAPER_LAYERS
+from alexnet.models import PAPER_LAYERS, AlexNetConfig
+from alexnet.models.paper import scaled
 
 from .caffe_proto import CaffeLayer, CaffeNet
 
 __all__ = ["CaffeAlexNet", "find_alexnet", "state_dict_from_caffe"]
 
 WEIGHT_KINDS = ("Convolution",) * 5 + ("InnerProduct",) * 3
-# Figure 2 in Caffe's terms: conv -> (num_output, kernel, stride, pad, group)
+# Figure 2 in Caffe's terms: conv -> (num_output at width 1, kernel, stride, pad, group)
 CONVS = {
     "conv1": (96, 11, 4, 0, 1),
     "conv2": (256, 5, 1, 2, 2),
@@ -41,6 +46,7 @@ CONVS = {
     "conv5": (256, 3, 1, 1, 2),
 }
 ALEXNET_ORDER, CAFFENET_ORDER = ("ReLU", "LRN", "Pooling"), ("ReLU", "Pooling", "LRN")
+FC = 4096  # fc6's and fc7's features at width 1
 FC_ORDERS = (("ReLU", "Dropout"), ("ReLU",))
 # what runs after each weight layer, up to the next one
 BETWEEN = {
@@ -63,6 +69,7 @@ class CaffeAlexNet:
     lrn: dict  # local_size, alpha, beta, k: what the file says
     dropout: float
     num_classes: int
+    width: float  # conv1's num_output / 96; 1.0 is the paper's network
 
 
 def _next(layers: list[CaffeLayer], i: int) -> int | None:
@@ -154,30 +161,72 @@ def _check_between(between: dict[str, list[CaffeLayer]], problems: list[str]) ->
     return orders[0] if orders else None
 
 
-def _check_weights(weights: dict[str, CaffeLayer], problems: list[str]) -> None:
+def _alexnets(paper: str, width: float | None) -> str:
+    """How errors name the model's layer: "AlexNet's conv2", with the width when it is not
+    the paper's ("AlexNet's conv2 (width 0.125)")."""
+    if width in (None, 1.0):
+        return f"AlexNet's {paper}"
+    return f"AlexNet's {paper} (width {width:g})"
+
+
+def _width(conv1: CaffeLayer, problems: list[str]) -> float | None:
+    """The width conv1's num_output n gives (n / 96); None, the problem named, when no width
+    the model can build gives n."""
+    n = conv1.params["num_output"]
+    width = n / CONVS["conv1"][0]
+    try:
+        AlexNetConfig(width=width)
+    except ValueError as e:
+        problems.append(f"{conv1.name} has num_output {n}, which no AlexNet width gives ({e})")
+        return None
+    if scaled(CONVS["conv1"][0], width) != n:
+        problems.append(
+            f"{conv1.name} has num_output {n}, which no AlexNet width gives "
+            "(conv1 has 96 x width maps, rounded to an even count)"
+        )
+        return None
+    return width
+
+
+def _check_weights(
+    weights: dict[str, CaffeLayer], width: float | None, problems: list[str]
+) -> None:
+    """Blobs, geometry and sizes of the eight weight layers at ``width`` (None: conv1 gives
+    none, and only the geometry is checked)."""
+    fc = scaled(FC, width) if width is not None else None
     for paper, layer in weights.items():
         p = layer.params
         if len(layer.blobs) != 2 or not p["bias_term"]:
             problems.append(f"{layer.name} has {len(layer.blobs)} blobs, AlexNet's {paper} 2")
         if paper in CONVS:
             got = (p["num_output"], p["kernel"], p["stride"], p["pad"], p["group"])
-            n, k, s, pad, g = CONVS[paper]
-            if got != (n, (k, k), (s, s), (pad, pad), g) or set(p["dilation"]) != {1}:
+            c, k, s, pad, g = CONVS[paper]
+            n = scaled(c, width) if width is not None else f"{c} x width"
+            if (
+                (width is not None and got[0] != n)
+                or got[1:] != ((k, k), (s, s), (pad, pad), g)
+                or set(p["dilation"]) != {1}
+            ):
                 problems.append(
                     f"{layer.name} is num_output {got[0]} kernel {got[1]} stride {got[2]} pad "
-                    f"{got[3]} group {got[4]}, AlexNet's {paper} num_output {n} kernel {k} "
-                    f"stride {s} pad {pad} group {g}"
+                    f"{got[3]} group {got[4]}, {_alexnets(paper, width)} num_output {n} kernel "
+                    f"{k} stride {s} pad {pad} group {g}"
                 )
         elif p["axis"] != 1 or p["transpose"]:
             problems.append(f"{layer.name} has axis {p['axis']} transpose {p['transpose']}")
-        elif paper != "fc8" and p["num_output"] != 4096:
-            problems.append(f"{layer.name} has {p['num_output']} outputs, AlexNet's {paper} 4096")
+        elif fc is None:
+            continue
+        elif paper != "fc8" and p["num_output"] != fc:
+            problems.append(
+                f"{layer.name} has {p['num_output']} outputs, {_alexnets(paper, width)} {fc}"
+            )
         elif paper == "fc8" and layer.blobs:
-            rows = math.prod(layer.blobs[0].shape) // 4096  # the blob's values are in the file
+            rows = math.prod(layer.blobs[0].shape) // fc  # the blob's values are in the file
             if p["num_output"] not in (0, rows) or rows == 0:
                 problems.append(
                     f"{layer.name} has num_output {p['num_output']} and a weight blob of "
-                    f"shape {layer.blobs[0].shape}: AlexNet's fc8 is (num_output, 4096)"
+                    f"shape {layer.blobs[0].shape}: {_alexnets(paper, width)} is "
+                    f"(num_output, {fc})"
                 )
 
 
@@ -196,7 +245,8 @@ def find_alexnet(net: CaffeNet, src: str) -> CaffeAlexNet:
     weights = dict(zip(PAPER_LAYERS, found, strict=True))
     problems: list[str] = []
     pool_before_lrn = _check_between(between, problems)
-    _check_weights(weights, problems)
+    width = _width(weights["conv1"], problems)
+    _check_weights(weights, width, problems)
     run = [layer for paper in between for layer in between[paper]]
     lrns = [layer for layer in run if layer.type == "LRN"]
     lrn = _same(lrns, ("local_size", "alpha", "beta", "k"), "LRN constants", problems)
@@ -204,9 +254,10 @@ def find_alexnet(net: CaffeNet, src: str) -> CaffeAlexNet:
     dropout = _same(drops, ("ratio",), "dropout ratios", problems)
     if problems:
         raise UserError(f"{src}: not AlexNet's layout: {'; '.join(problems)}")
-    n = math.prod(weights["fc8"].blobs[0].shape) // 4096  # checked: num_output or unset
+    # checked: fc8's weight is (num_output or unset, fc7's features)
+    n = math.prod(weights["fc8"].blobs[0].shape) // scaled(FC, width)
     return CaffeAlexNet(
-        weights, bool(pool_before_lrn), lrn, dropout["ratio"] if dropout else 0.5, n
+        weights, bool(pool_before_lrn), lrn, dropout["ratio"] if dropout else 0.5, n, width
     )
 
 
@@ -233,7 +284,9 @@ def state_dict_from_caffe(
                 hint = ""
                 if len(want) == len(shape) == 4 and shape[1] == 2 * want[1]:
                     hint = " (group 1: AlexNet's conv2, conv4 and conv5 have group 2)"
-                problems.append(f"{layer.name} {part} is {shape}, AlexNet's {paper} {want}{hint}")
+                problems.append(
+                    f"{layer.name} {part} is {shape}, {_alexnets(paper, found.width)} {want}{hint}"
+                )
                 continue
             array = np.array(blob.data, dtype=np.float32).reshape(want)  # a copy: writable
             bad = int(array.size - np.count_nonzero(np.isfinite(array)))
@@ -241,7 +294,7 @@ def state_dict_from_caffe(
                 problems.append(f"{layer.name} {part} holds {bad:,} NaN or infinite values")
                 continue
             if key == f"{paths['conv1']}.weight":
-                array = np.ascontiguousarray(array[:, ::-1])  # (96, 3 BGR -> RGB, 11, 11)
+                array = np.ascontiguousarray(array[:, ::-1])  # (96 x width, 3 BGR -> RGB, 11, 11)
             out[key] = torch.from_numpy(array)
     if problems:
         raise UserError(f"{src}: {'; '.join(problems)}")

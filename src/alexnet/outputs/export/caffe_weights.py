@@ -174,7 +174,8 @@ def import_caffe(
     classes: list[str] | None = None,
 ) -> Path:
     """Turn a Caffe AlexNet ``.caffemodel`` (either layout; bvlc_alexnet's or CaffeNet's
-    order) into an ``alexnet`` checkpoint at ``out_ckpt``; -> its path.
+    order; any width the model builds) into an ``alexnet`` checkpoint at ``out_ckpt``;
+    -> its path.
 
     ``mean``: a ``.binaryproto`` mean image to subtract instead of the per-channel mean.
     ``classes``: names for fc8's outputs; by default ImageNet's 1000 (torchvision's list,
@@ -202,6 +203,8 @@ def import_caffe(
     }
     if found.dropout != 0.5:
         kwargs["dropout"] = found.dropout
+    if found.width != 1.0:  # conv1's num_output / 96
+        kwargs["width"] = found.width
     n = found.num_classes
     try:
         with torch.device("meta"):  # names and shapes only
