@@ -54,15 +54,41 @@ def _stand_in(num_classes: int, **replace: torch.Tensor) -> dict[str, torch.Tens
 
 
 def test_cli_with_own_class_names(tmp_path, capsys):
+    """A 3-way net at width 1/8 (the importer takes alexnet_owt's narrower widths too)."""
+    torch.manual_seed(1)
+    narrow = create_model("alexnet_owt", num_classes=3, width=0.125)
     src = tmp_path / "small.pth"
-    torch.save(_stand_in(3), src)
+    torch.save(narrow.state_dict(), src)  # torchvision's keys
     names = tmp_path / "classes.txt"
     names.write_text("cat\ndog\nfox\n")
     out = tmp_path / "small.pt"
     args = ["import-torchvision", str(src), "--out", str(out), "--classes", str(names)]
     assert main(args) == 0
     assert "wrote" in capsys.readouterr().out
-    assert load_model(out).classes == ["cat", "dog", "fox"]
+    loaded = load_model(out)
+    assert loaded.classes == ["cat", "dog", "fox"] and loaded.model_kwargs == {"width": 0.125}
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(loaded.model.eval()(x), narrow.eval()(x))
+
+
+@pytest.mark.parametrize(
+    ("conv1", "message"),
+    [
+        (63, r"features.0.weight is torch.float32 \(63, 3, 11, 11\), torchvision's AlexNet has "),
+        (8, r"features.0.bias is torch.float32 \(64,\), torchvision's AlexNet at width 0.125 "
+            r"has torch.float32 \(8,\)"),
+    ],
+    ids=["no-width-gives-63", "narrow-conv1-full-rest"],
+)  # fmt: skip
+def test_a_conv1_of_another_count_is_named(tmp_path, conv1, message):
+    """Conv1's count gives the width; a count no width gives, or a file whose other layers
+    are of another width, is refused in one line naming the first tensor that differs."""
+    bad = tmp_path / "bad.pth"
+    torch.save(_stand_in(1000, **{"features.0.weight": torch.zeros(conv1, 3, 11, 11)}), bad)
+    with pytest.raises(UserError, match=message) as e:
+        import_torchvision(bad, tmp_path / "x.pt")
+    assert "\n" not in str(e.value) and not (tmp_path / "x.pt").exists()
 
 
 def test_class_count_mismatch(tv_file, tmp_path):

@@ -67,13 +67,27 @@ def _read_torchvision_state(path: Path) -> dict[str, torch.Tensor]:
     return strip_prefixes(sd)
 
 
+def _width_of(sd: dict[str, torch.Tensor]) -> dict:
+    """``{"width": w}`` when conv1 (``features.0``, 64 x width maps) has a count that
+    ``alexnet_owt`` builds at some width other than 1; else ``{}`` (torchvision's own size, or
+    a count no width gives: the shape check then names it against torchvision's)."""
+    from alexnet.models.paper import scaled
+
+    w = sd.get("features.0.weight")
+    if w is None or w.dim() != 4 or w.shape[0] == 64:
+        return {}
+    width = int(w.shape[0]) / 64
+    return {"width": width} if 0 < width <= 4 and scaled(64, width) == w.shape[0] else {}
+
+
 def import_torchvision(
     file: str | os.PathLike, out_ckpt: str | os.PathLike, classes: list[str] | None = None
 ) -> Path:
     """Turn torchvision's AlexNet weights (``alexnet-owt-7be5be79.pth``) into our checkpoint.
 
     The file is read with ``weights_only=True`` and must hold exactly the keys and
-    shapes of ``torchvision.models.alexnet()`` (any number of classes). Without
+    shapes of ``torchvision.models.alexnet()`` (any number of classes), or of
+    ``alexnet_owt`` at another ``width`` (conv1's 64 x width maps give it). Without
     ``classes``, a 1000-way classifier gets torchvision's ImageNet category names.
     Preprocessing is torchvision's: resize 256, centre crop 224, ImageNet mean/std.
     """
@@ -83,8 +97,9 @@ def import_torchvision(
     path = Path(file)
     sd = _read_torchvision_state(path)
     n = int(sd["classifier.6.bias"].shape[0]) if "classifier.6.bias" in sd else 1000
+    kwargs = _width_of(sd)
     with torch.device("meta"):  # names and shapes only: no memory, no initialisation
-        own = create_model("alexnet_owt", num_classes=n).state_dict()
+        own = create_model("alexnet_owt", num_classes=n, **kwargs).state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
     if missing or unexpected:
@@ -92,10 +107,13 @@ def import_torchvision(
             f"{path} is not torchvision's AlexNet state dict ({len(missing)} missing keys "
             f"e.g. {missing[:2]}, {len(unexpected)} unexpected e.g. {unexpected[:2]})"
         )
+    net = (
+        f"torchvision's AlexNet at width {kwargs['width']:g}" if kwargs else "torchvision's AlexNet"
+    )
     for k, v in own.items():
         if tuple(sd[k].shape) != tuple(v.shape) or not sd[k].is_floating_point():
             raise UserError(
-                f"{path}: {k} is {sd[k].dtype} {tuple(sd[k].shape)}, torchvision's AlexNet has "
+                f"{path}: {k} is {sd[k].dtype} {tuple(sd[k].shape)}, {net} has "
                 f"{v.dtype} {tuple(v.shape)}; not torchvision's AlexNet weights"
             )
     if classes is None:
@@ -109,7 +127,7 @@ def import_torchvision(
     }
     state = weights_checkpoint(
         "alexnet_owt",
-        {},
+        kwargs,
         {k: sd[k].float().contiguous() for k in own},
         classes,
         torchvision_preprocessing(),
