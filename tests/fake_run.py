@@ -37,19 +37,32 @@ def make_demo(root: Path) -> tuple[Path, list[str]]:
 
 
 def save_random_checkpoint(
-    path: Path, model_name: str, classes: list[str], *, width: float = 0.125
+    path: Path,
+    model_name: str,
+    classes: list[str],
+    *,
+    width: float = 0.125,
+    convolutions_only: bool = False,
 ) -> Path:
     """Random weights at ``width`` (tests/conftest.py's NARROW unless a test is about the
-    full size)."""
+    full size). ``convolutions_only``: fc6..fc8 are broadcast zeros of their shapes (one
+    float each in the file: 9 MB instead of 244 at full size), for a test that reads only
+    the convolutions (Figure 3)."""
     torch.manual_seed(0)
     kwargs = {"init": "kaiming"} if model_name != "alexnet_owt" else {}
     if width != 1.0:
         kwargs["width"] = width
     model = alexnet.create_model(model_name, num_classes=len(classes), **kwargs)
+    weights = model.state_dict()
+    if convolutions_only:
+        weights = {
+            k: torch.zeros(()).expand(v.shape) if k.startswith("classifier") else v
+            for k, v in weights.items()
+        }
     size = 224 if model_name == "alexnet_owt" else 227
     state = {
         "format_version": CHECKPOINT_VERSION,
-        "model": model.state_dict(),
+        "model": weights,
         "model_name": model_name,
         "model_kwargs": kwargs,
         "classes": classes,

@@ -21,16 +21,18 @@ def _helpers():
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """(data dir, paper checkpoint (width 1/8), owt checkpoint at full size (Figure 3's
-    layout), run dir (owt at width 1/8), paper checkpoint at full size) with random weights."""
+    """(data dir, paper checkpoint (width 1/8), owt checkpoint at full size, run dir (owt at
+    width 1/8), paper checkpoint at full size) with random weights; the two full-size ones
+    for Figure 3's layouts, with random convolutions only."""
     h = _helpers()
     root = tmp_path_factory.mktemp("figures")
     data, classes = h.make_demo(root / "demo")
     paper = h.save_random_checkpoint(root / "paper.pt", "alexnet", classes)
-    owt = h.save_random_checkpoint(root / "owt.pt", "alexnet_owt", classes, width=1.0)
+    full = {"width": 1.0, "convolutions_only": True}
+    owt = h.save_random_checkpoint(root / "owt.pt", "alexnet_owt", classes, **full)
     run = h.make_fake_run(root / "run", data, classes, model_name="alexnet_owt")
-    full = h.save_random_checkpoint(root / "full.pt", "alexnet", classes, width=1.0)
-    return data, paper, owt, run, full
+    paper_full = h.save_random_checkpoint(root / "full.pt", "alexnet", classes, **full)
+    return data, paper, owt, run, paper_full
 
 
 def _size(path: Path) -> tuple[int, int]:
@@ -78,7 +80,8 @@ def test_visualize_predictions(demo, tmp_path, capsys):
 
 
 def test_visualize_neighbors(demo, tmp_path, capsys):
-    data, _, owt, *_ = demo
+    data, _, _, run, _ = demo
+    owt = run / "checkpoints" / "best.pt"  # at width 1/8: 512 fc7 features
     out = tmp_path / "nn.png"
     rc = main(
         [
