@@ -12,12 +12,20 @@ and exits 1.
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import sys
 import time
+import types
 
-from alexnet.errors import UserError
-from alexnet.lock import hold_destination_lock, hold_lock
+# alexnet.lock and alexnet.errors without the package's __init__, which imports torch
+# (3.5 s a process): the lock needs only the standard library
+_package = types.ModuleType("alexnet")
+_package.__path__ = [str(importlib.util.find_spec("alexnet").submodule_search_locations[0])]
+sys.modules["alexnet"] = _package
+
+from alexnet.errors import UserError  # noqa: E402
+from alexnet.lock import hold_destination_lock, hold_lock  # noqa: E402
 
 
 def main(kind: str, path: str) -> int:
