@@ -107,7 +107,9 @@ def evaluate(
         a1, a5 = accuracy_counts(probs, target)
         c1, c5, n = c1 + a1, c5 + a5, n + target.numel()
         p_true = probs.gather(1, target[:, None]).clamp_min(1e-12)
-        nll += float(-p_true.log().sum())
+        # float64: the sum of float32 logs depends on how the images fall into batches
+        # (one process or several) at 1e-7; in float64 at 1e-15
+        nll += float(-p_true.double().log().sum())
         if confusion:
             k = num_classes or probs.shape[1]
             if cm is None:
