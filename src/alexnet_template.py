@@ -178,9 +178,13 @@ def sgd_step(model, velocity, x, labels, lr):
     return loss.item()
 
 
-def train(steps=40, batch_size=16, num_classes=4, lr=0.02, init="kaiming", seed=0, log_every=5):
+def train(
+    steps=40, batch_size=16, num_classes=4, lr=0.02, init="kaiming", seed=0, log_every=5,
+    eval_images=32,
+):  # fmt: skip
     """Train on fresh stripe images with §5's update rule (the velocity holds the learning
-    rate). Returns every step's loss; prints the 10-crop accuracy at the end."""
+    rate). Returns every step's loss; prints the 10-crop accuracy on ``eval_images`` new
+    images at the end."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     model = AlexNet(num_classes, init=init)
@@ -194,12 +198,11 @@ def train(steps=40, batch_size=16, num_classes=4, lr=0.02, init="kaiming", seed=
         if log_every and step % log_every == 0:
             print(f"step {step:4d}  loss {sum(losses[-log_every:]) / log_every:.4f}")
     if log_every:
-        images, labels = draw_batch(32, num_classes, g)
+        images, labels = draw_batch(eval_images, num_classes, g)
         with torch.no_grad():
             probs = ten_crop_probabilities(model.eval(), images)
-        print(
-            f"10-crop accuracy on 32 new images: {(probs.argmax(1) == labels).float().mean():.0%}"
-        )
+        accuracy = (probs.argmax(1) == labels).float().mean()
+        print(f"10-crop accuracy on {eval_images} new images: {accuracy:.0%}")
     return losses
 
 
@@ -211,10 +214,14 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--init", choices=("kaiming", "paper"), default="kaiming")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-images", type=int, default=32)
     args = parser.parse_args()
     n_params = sum(p.numel() for p in AlexNet(1000).parameters())
     print(f"AlexNet: {n_params:,} parameters at 1000 classes")
-    train(args.steps, args.batch_size, args.classes, args.lr, args.init, args.seed)
+    train(
+        args.steps, args.batch_size, args.classes, args.lr, args.init, args.seed,
+        eval_images=args.eval_images,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -140,10 +140,12 @@ def test_template_trains_and_its_loss_falls():
 
 def test_template_runs_as_module():
     r = subprocess.run(
-        [sys.executable, "-m", "alexnet_template", "--steps", "2", "--batch-size", "2"],
+        [sys.executable, "-m", "alexnet_template", "--steps", "2", "--batch-size", "2"]
+        + ["--eval-images", "2"],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
     assert "60,965,224 parameters" in r.stdout
+    assert "10-crop accuracy on 2 new images: " in r.stdout
