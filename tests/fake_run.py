@@ -44,10 +44,10 @@ def save_random_checkpoint(
     width: float = 0.125,
     convolutions_only: bool = False,
 ) -> Path:
-    """Random weights at ``width`` (tests/conftest.py's NARROW unless a test is about the
-    full size). ``convolutions_only``: fc6..fc8 are broadcast zeros of their shapes (one
-    float each in the file: 9 MB instead of 244 at full size), for a test that reads only
-    the convolutions (Figure 3)."""
+    """Random weights at ``width`` (1/8 unless a test is about the full size).
+    ``convolutions_only``: fc6..fc8 are broadcast zeros of their shapes (one float each in
+    the file: 9 MB instead of 244 at full size), for a test that reads only the
+    convolutions (Figure 3)."""
     torch.manual_seed(0)
     kwargs = {"init": "kaiming"} if model_name != "alexnet_owt" else {}
     if width != 1.0:

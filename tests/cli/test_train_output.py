@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-NARROW = 0.125  # tests/conftest.py's NARROW
+NARROW = 0.0625  # tests/conftest.py's NARROW
 
 SMALL = ["--device", "cpu", "--amp", "off", "--channels-last", "off", "--normalize", "channel"]
 SMALL += ["-j", "0", "-b", "4", "--lr", "0.001", "--seed", "3", "--width", str(NARROW)]

@@ -11,7 +11,7 @@ from alexnet.engine.setup import param_groups
 from alexnet.engine.train import train
 from alexnet.models import create_model
 
-NARROW = {"width": 0.125}  # tests/conftest.py's NARROW: the paper's layers at 1/8 width
+NARROW = {"width": 0.0625}  # tests/conftest.py's NARROW: the paper's layers at 1/16 width
 
 
 def _pretrained(path, model="alexnet", classes=5, **kwargs):
@@ -45,7 +45,7 @@ def test_finetune_replaces_fc8_freezes_and_records_its_origin(
             key = f"features.conv{i}.{p}"
             assert torch.equal(after[key], before[key]), key
     assert not torch.equal(after["classifier.fc6.weight"], before["classifier.fc6.weight"])
-    assert after["classifier.fc8.weight"].shape == (3, 512)
+    assert after["classifier.fc8.weight"].shape == (3, 256)  # fc7 at width 1/16
     assert ck["init_from"] == {
         "file": str(tmp_path / "pre.pt"),
         "model_name": "alexnet",

@@ -9,7 +9,7 @@ from alexnet.engine.parallel import TwoTowerAlexNet, unwrap_model_parallel, wrap
 from alexnet.errors import UserError
 from alexnet.models import create_model
 
-NARROW = 0.125  # tests/conftest.py's NARROW: the two towers at 1/8 width
+NARROW = 0.0625  # tests/conftest.py's NARROW: the two towers at 1/16 width
 
 
 @pytest.fixture(scope="module")

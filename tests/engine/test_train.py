@@ -106,7 +106,7 @@ def test_existing_run_is_refused_unless_resume_or_overwrite(tiny_data, tmp_path,
         "--amp",
         "off",
         "--width",
-        "0.125",  # tests/conftest.py's NARROW
+        "0.0625",  # tests/conftest.py's NARROW
         "--no-report",
     ]
     assert main(args) == 0
@@ -164,7 +164,7 @@ def test_tarball_data_for_train_evaluate_and_visualize(tiny_data, tmp_path, monk
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(tiny_data, arcname="tiny")
     out = tmp_path / "run"
-    common = ["--workers", "0", "--device", "cpu", "--amp", "off", "--quiet", "--width", "0.125"]
+    common = ["--workers", "0", "--device", "cpu", "--amp", "off", "--quiet", "--width", "0.0625"]
     argv = ["train", "--data", str(archive), "--out", str(out), "--epochs", "1"]
     assert main([*argv, "--batch-size", "4", "--normalize", "channel", *common]) == 0
     ckpt = str(out / "checkpoints" / "last.pt")

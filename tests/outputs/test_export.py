@@ -41,7 +41,7 @@ def _loaded(name: str = "alexnet", **kwargs) -> LoadedModel:
 
 @pytest.fixture(scope="module")
 def paper_model() -> LoadedModel:
-    """The paper's network at tests/conftest.py's NARROW width: both towers and LRNs."""
+    """The paper's network at width 1/8: both towers and LRNs."""
     return _loaded("alexnet", width=0.125)
 
 

@@ -183,7 +183,7 @@ def test_method_runs_and_tabulates(tmp_path, make_imagefolder):
             "workers": 0,
             "amp": "off",
             "channels_last": "off",
-            "model_kwargs": {"width": 0.125},  # tests/conftest.py's NARROW
+            "model_kwargs": {"width": 0.0625},  # tests/conftest.py's NARROW
         },
     )
     lines = []
@@ -203,4 +203,4 @@ def test_method_runs_and_tabulates(tmp_path, make_imagefolder):
     assert result["images"] == {"train": 12, "val": 6}  # 3 classes, not CIFAR-10's 10
     ck = torch.load(tmp_path / "out" / "paper-seed0" / "checkpoints" / "last.pt",
                     weights_only=True, mmap=True)  # fmt: skip
-    assert ck["model_kwargs"]["width"] == 0.125 and ck["model_kwargs"]["init"] == "paper"
+    assert ck["model_kwargs"]["width"] == 0.0625 and ck["model_kwargs"]["init"] == "paper"

@@ -2,7 +2,7 @@
 and reused, the plateau schedule's three /10 drops recorded per epoch, the stop at the
 plateau after them or at --max-epochs, centre and 10-crop test errors, wall time and img/s.
 
-The runs train the width-1/8 network on 4 images per class; ``min_improvement: 1.0`` makes
+The runs train the width-1/16 network on 4 images per class; ``min_improvement: 1.0`` makes
 every epoch after the first one "without improvement", so the schedule's decisions are
 known in advance whatever the tiny network learns: with --patience 0, /10 after epochs 2,
 3 and 4, and the stop at the plateau after epoch 5.
@@ -18,7 +18,7 @@ import yaml
 
 from alexnet.cli import main
 
-NARROW = 0.125  # tests/conftest.py's
+NARROW = 0.0625  # tests/conftest.py's
 TINY = {
     "model_kwargs": {"width": NARROW},
     "batch_size": 4,

@@ -69,7 +69,7 @@ def test_nearest_neighbors_caps_k_and_checks_shapes():
 
 # ---- layer features of a whole split (extract_features, `alexnet features`) ----
 
-DIMS = {"pool5": 32 * 6 * 6, "fc6": 512, "fc7": 512}  # at width 1/8 (tests/conftest.py's NARROW)
+DIMS = {"pool5": 32 * 6 * 6, "fc6": 512, "fc7": 512}  # at width 1/8
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from alexnet.models import create_model
 from alexnet.tasks.evaluate import evaluate_checkpoints
 
 CLASSES = ["circle", "square", "stripes"]
-NARROW = 0.125  # tests/conftest.py's NARROW
+NARROW = 0.0625  # tests/conftest.py's NARROW
 
 
 def _checkpoint(path, model_name, preprocessing, seed, **kwargs):

@@ -22,7 +22,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-NARROW = 0.125  # tests/conftest.py's NARROW
+NARROW = 0.125  # width 1/8: a 3.6 MB caffemodel
 FC = 4096  # fc6's and fc7's features at width 1
 # Caffe's AlexNet at width 1: conv -> (out, in per group, kernel, stride, pad, group)
 CONVS = {
