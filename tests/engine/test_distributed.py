@@ -52,7 +52,7 @@ def test_two_ranks_end_with_identical_weights(odd_data, tmp_path, model):
     assert all(torch.equal(ck["model"][k], a[k]) for k in a)
 
 
-def test_two_process_evaluation_equals_single_process(odd_data, tmp_path, train_config):
+def test_two_process_evaluation_equals_single_process(odd_data, tmp_path, train_config, run_cli):
     from alexnet.engine.train import train
 
     out = tmp_path / "run"
@@ -71,7 +71,8 @@ def test_two_process_evaluation_equals_single_process(odd_data, tmp_path, train_
         "--batch-size",
         "4",
     ]
-    single = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True)
+    single = run_cli(*args[2:])  # args: -m alexnet ...
+    assert single.returncode == 0, single.stderr
     r = torchrun(*args)
     one = json.loads(single.stdout)
     two = json.loads(r.stdout.strip().splitlines()[-1])
