@@ -28,13 +28,22 @@ from alexnet.errors import UserError  # noqa: E402
 from alexnet.lock import hold_destination_lock, hold_lock  # noqa: E402
 
 
+def _worker(started) -> None:
+    """A forked process that says it runs (its at-fork handlers have run) and sleeps."""
+    started.set()
+    time.sleep(600)
+
+
 def main(kind: str, path: str) -> int:
     take = hold_destination_lock if kind == "dest" else hold_lock
     try:
         with take(path, "lock-test"):
             if kind == "worker":
-                worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(600,))
+                fork = multiprocessing.get_context("fork")
+                started = fork.Event()
+                worker = fork.Process(target=_worker, args=(started,))
                 worker.start()
+                started.wait(60)
                 print("held", worker.pid, flush=True)
             else:
                 print("held", flush=True)
