@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ._registry import register_model
-from .paper import scaled
+from .paper import scaled, width_error
 
 __all__ = ["AlexNetOWT"]
 
@@ -35,8 +35,8 @@ class AlexNetOWT(nn.Module):
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if not 0.0 < width <= 4.0:
-            raise ValueError(f"width must be in (0, 4], got {width}")
+        if width_error(width):
+            raise ValueError(width_error(width))
         self.num_classes = num_classes
         self.model_name = "alexnet_owt"
         self.model_kwargs = {} if dropout == 0.5 else {"dropout": dropout}

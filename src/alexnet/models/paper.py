@@ -129,8 +129,8 @@ class AlexNetConfig:
             errors.append(f"lrn_size must be >= 1, got {self.lrn_size}")
         if self.lrn_window not in LRN_WINDOWS:
             errors.append(f"lrn_window must be one of {LRN_WINDOWS}, got {self.lrn_window!r}")
-        if not 0.0 < self.width <= 4.0:
-            errors.append(f"width must be in (0, 4], got {self.width}")
+        if width_error(self.width):
+            errors.append(width_error(self.width))
         if errors:
             raise ValueError("; ".join(errors))
 
@@ -152,6 +152,20 @@ def scaled(channels: int, width: float) -> int:
     """``channels`` x ``width``, rounded to an even count (one half per tower), at least 2:
     width 1/8 gives conv1..conv5 12, 32, 48, 48, 32 maps and fc6/fc7 512 features."""
     return max(2, 2 * round(channels * width / 2))
+
+
+def width_error(width: float) -> str | None:
+    """Why the models (this one and ``alexnet_owt``) build no network at ``width``; None
+    when they do."""
+    return None if 0.0 < width <= 4.0 else f"width must be in (0, 4], got {width}"
+
+
+def width_of(channels: int, full: int) -> float | None:
+    """The width at which a layer of ``full`` maps at width 1 has ``channels`` maps
+    (``channels / full``, the inverse of :func:`scaled`); None when no width the models
+    build gives that count. The importers read a file's width from its conv1 so."""
+    width = channels / full
+    return width if not width_error(width) and scaled(full, width) == channels else None
 
 
 def _conv_block(name: str, conv: nn.Conv2d, cfg: AlexNetConfig, lrn: bool):

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from alexnet.errors import UserError
-from alexnet.models import PAPER_LAYERS, AlexNetConfig
-from alexnet.models.paper import scaled
+from alexnet.models import PAPER_LAYERS
+from alexnet.models.paper import scaled, width_error, width_of
 
 from .caffe_proto import CaffeLayer, CaffeNet
 
@@ -172,19 +172,11 @@ def _alexnets(paper: str, width: float | None) -> str:
 def _width(conv1: CaffeLayer, problems: list[str]) -> float | None:
     """The width conv1's num_output n gives (n / 96); None, the problem named, when no width
     the model can build gives n."""
-    n = conv1.params["num_output"]
-    width = n / CONVS["conv1"][0]
-    try:
-        AlexNetConfig(width=width)
-    except ValueError as e:
-        problems.append(f"{conv1.name} has num_output {n}, which no AlexNet width gives ({e})")
-        return None
-    if scaled(CONVS["conv1"][0], width) != n:
-        problems.append(
-            f"{conv1.name} has num_output {n}, which no AlexNet width gives "
-            "(conv1 has 96 x width maps, rounded to an even count)"
-        )
-        return None
+    n, full = conv1.params["num_output"], CONVS["conv1"][0]
+    width = width_of(n, full)
+    if width is None:
+        why = width_error(n / full) or "conv1 has 96 x width maps, rounded to an even count"
+        problems.append(f"{conv1.name} has num_output {n}, which no AlexNet width gives ({why})")
     return width
 
 

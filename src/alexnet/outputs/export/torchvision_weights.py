@@ -71,13 +71,11 @@ def _width_of(sd: dict[str, torch.Tensor]) -> dict:
     """``{"width": w}`` when conv1 (``features.0``, 64 x width maps) has a count that
     ``alexnet_owt`` builds at some width other than 1; else ``{}`` (torchvision's own size, or
     a count no width gives: the shape check then names it against torchvision's)."""
-    from alexnet.models.paper import scaled
+    from alexnet.models.paper import width_of
 
     w = sd.get("features.0.weight")
-    if w is None or w.dim() != 4 or w.shape[0] == 64:
-        return {}
-    width = int(w.shape[0]) / 64
-    return {"width": width} if 0 < width <= 4 and scaled(64, width) == w.shape[0] else {}
+    width = width_of(int(w.shape[0]), 64) if w is not None and w.dim() == 4 else None
+    return {"width": width} if width not in (None, 1.0) else {}
 
 
 def import_torchvision(
