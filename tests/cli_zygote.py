@@ -37,7 +37,6 @@ import torch
 import torchvision  # noqa: F401
 import yaml  # noqa: F401
 
-import alexnet.cli
 import alexnet.cli.evaluate
 import alexnet.cli.predict
 import alexnet.cli.train
@@ -136,5 +135,4 @@ def _serve() -> None:
 
 
 if __name__ == "__main__":
-    assert alexnet.cli.main
     _serve()

@@ -123,23 +123,21 @@ class _Zygote:
 
     def _start(self) -> subprocess.Popen:
         if self.proc is None or self.proc.poll() is not None:
-            env = dict(os.environ, OMP_NUM_THREADS="2")
-            env.pop("ALEXNET_DEBUG", None)
             self.proc = subprocess.Popen(
                 [sys.executable, str(self.SCRIPT)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 bufsize=0,
-                env=env,
+                env=_cli_env(),
                 cwd=REPO,
             )
             self.buf = b""
-            assert self._reply(self.proc, 300) == "ready", "tests/cli_zygote.py did not start"
+            assert self._reply(300) == "ready", "tests/cli_zygote.py did not start"
         return self.proc
 
-    def _reply(self, proc: subprocess.Popen, timeout: float | None) -> dict | None:
+    def _reply(self, timeout: float | None) -> dict | None:
         """The zygote's next JSON line, or None after ``timeout`` seconds."""
-        fd = proc.stdout.fileno()
+        fd = self.proc.stdout.fileno()
         while b"\n" not in self.buf:
             if not select.select([fd], [], [], timeout)[0]:
                 return None
@@ -158,11 +156,11 @@ class _Zygote:
             req = {"argv": argv, "env": env, "cwd": str(cwd or Path.cwd()), "fault": fault}
             req.update(stdout=str(out), stderr=str(err), fault_runner=str(self.FAULT_RUNNER))
             proc.stdin.write(json.dumps(req).encode() + b"\n")
-            pid = self._reply(proc, 60)["pid"]
-            reply = self._reply(proc, timeout)
+            pid = self._reply(60)["pid"]
+            reply = self._reply(timeout)
             if reply is None:
                 os.kill(pid, signal.SIGKILL)
-                self._reply(proc, 60)
+                self._reply(60)
                 raise subprocess.TimeoutExpired(argv, timeout, out.read_text(), err.read_text())
             code = os.waitstatus_to_exitcode(reply["status"])
             read = lambda p: p.read_bytes().decode(errors="replace")  # noqa: E731
@@ -172,6 +170,14 @@ class _Zygote:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.stdin.close()
             self.proc.wait(timeout=60)
+
+
+def _cli_env(**extra: str) -> dict:
+    """The environment of an `alexnet` command: the caller's, OMP_NUM_THREADS 2 unless it
+    says otherwise, ALEXNET_DEBUG unset, then ``extra``."""
+    e = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    e.pop("ALEXNET_DEBUG", None)
+    return {**e, **extra}
 
 
 def run_alexnet(
@@ -185,10 +191,7 @@ def run_alexnet(
     imported the package once), output captured as text; with ``fault`` ("nan:K",
     "signal:SIG:K", ...) through tests/faults/fault_runner.py. OMP_NUM_THREADS is 2 unless
     the caller's environment or ``env`` says otherwise; ALEXNET_DEBUG is unset."""
-    e = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
-    e.pop("ALEXNET_DEBUG", None)
-    e.update(env or {})
-    return _ZYGOTE.run(list(args), e, cwd, timeout, fault)
+    return _ZYGOTE.run(list(args), _cli_env(**(env or {})), cwd, timeout, fault)
 
 
 _ZYGOTE = _Zygote()
