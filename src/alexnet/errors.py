@@ -2,6 +2,12 @@
 format-version check every file format of the project shares."""
 
 
+def printable(text: str) -> str:
+    """``text`` from a file as a one-line message shows it: control characters escaped
+    (a newline in a name would split the line)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class UserError(Exception):
     """A problem the user can fix: bad input, a missing file, a wrong checkpoint.
 

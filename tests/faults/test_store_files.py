@@ -105,6 +105,17 @@ def test_forged_meta_fields_are_one_line_naming_the_field(key, store, tmp_path):
         PackedDataset(s, "train")
 
 
+def test_a_split_name_with_a_newline_is_escaped_in_the_one_line(store, tmp_path):
+    """Hypothesis found it: a forged split named "a\nb" split the error over two lines."""
+    s = _copy(store, tmp_path)
+    meta = _meta(s)
+    meta["splits"]["a\nb"] = None
+    (s / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError) as e:
+        PackedDataset(s, "train")
+    assert str(e.value).endswith("meta.json: splits.a\\nb must be an object, got None")
+
+
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
     lambda inner: (

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alexnet.errors import UserError, check_format_version
+from alexnet.errors import UserError, check_format_version, printable
 from alexnet.lock import hold_shared, release_shared
 
 from .images import display_path
@@ -103,7 +103,8 @@ def _check_fields(meta: dict[str, Any], where: str) -> None:
 
     def need(ok: bool, key: str, want: str, value: Any) -> None:
         if not ok:
-            raise UserError(f"{where}: {key} must be {want}, got {_short.repr(value)}")
+            # key: a split's name is the file's (control characters escaped)
+            raise UserError(f"{where}: {printable(key)} must be {want}, got {_short.repr(value)}")
 
     size = meta.get("size")
     need(_is_int(size) and 1 <= size <= MAX_SIZE, "size", f"an integer in 1..{MAX_SIZE}", size)

@@ -30,6 +30,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from alexnet.errors import printable
+
 from . import protowire as pw
 
 __all__ = [
@@ -91,8 +93,7 @@ def check_first_record(number: int, wire: int, fields: dict, what: str) -> None:
 def _short(text: str) -> str:
     """A name from the file as messages show it: control characters escaped (a newline
     would split the one-line error), at most ``MAX_NAME`` characters."""
-    text = text[:MAX_NAME] + ("..." if len(text) > MAX_NAME else "")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return printable(text[:MAX_NAME] + ("..." if len(text) > MAX_NAME else ""))
 
 
 @dataclass
