@@ -17,7 +17,20 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+def _threads_per_process() -> int:
+    """PyTorch threads for each test process and each command it starts: the cores shared
+    out among pytest-xdist's workers, at most 2. Two workers of two OpenMP threads each on
+    two cores spin-wait on each other's cores: tests/engine, tests/models and two more
+    files took 181 s with 2 threads a worker against 134 s with 1 (`pytest -n 2`, 2-core
+    AMD EPYC)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, min(2, (cores or 1) // workers))
+
+
+THREADS = _threads_per_process()
+torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(autouse=True)
@@ -173,9 +186,9 @@ class _Zygote:
 
 
 def _cli_env(**extra: str) -> dict:
-    """The environment of an `alexnet` command: the caller's, OMP_NUM_THREADS 2 unless it
-    says otherwise, ALEXNET_DEBUG unset, then ``extra``."""
-    e = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    """The environment of an `alexnet` command: the caller's, OMP_NUM_THREADS THREADS unless
+    it says otherwise, ALEXNET_DEBUG unset, then ``extra``."""
+    e = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(THREADS)))
     e.pop("ALEXNET_DEBUG", None)
     return {**e, **extra}
 
@@ -189,8 +202,8 @@ def run_alexnet(
 ) -> subprocess.CompletedProcess:
     """`python -m alexnet ARGS` as a real process (forked by tests/cli_zygote.py, which has
     imported the package once), output captured as text; with ``fault`` ("nan:K",
-    "signal:SIG:K", ...) through tests/faults/fault_runner.py. OMP_NUM_THREADS is 2 unless
-    the caller's environment or ``env`` says otherwise; ALEXNET_DEBUG is unset."""
+    "signal:SIG:K", ...) through tests/faults/fault_runner.py. OMP_NUM_THREADS is THREADS
+    unless the caller's environment or ``env`` says otherwise; ALEXNET_DEBUG is unset."""
     return _ZYGOTE.run(list(args), _cli_env(**(env or {})), cwd, timeout, fault)
 
 

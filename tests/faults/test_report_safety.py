@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from alexnet.outputs.report import build_report, enclosing_run, save_report, write_report
 
@@ -40,7 +41,7 @@ def _add_epoch(run: Path, epoch: int) -> None:
 
 
 def _popen(*args: str, **kw) -> subprocess.Popen:
-    env = dict(os.environ, OMP_NUM_THREADS="2")
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))  # as run_cli
     return subprocess.Popen(
         [sys.executable, *args], stdin=subprocess.PIPE, text=True, env=env, **kw
     )

@@ -114,21 +114,22 @@ def test_worker_threads_leave_torch_thread_settings_alone():
 
     from alexnet.ops import chunked
 
-    threads = torch.get_num_threads()
-    x = torch.randn(8, 96, 55, 55).relu()  # several chunks: the worker threads run
-    with torch.inference_mode():
-        y = LocalResponseNorm(groups=2)(x)
-    assert torch.get_num_threads() == threads
-    seen = []
-    t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
-    t.start()
-    t.join()
-    assert seen == [threads]  # a thread started later still gets PyTorch's default
-    torch.set_num_threads(1)  # one thread: the chunks run inline, same numbers
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # two: the worker threads run (the suite may run on one)
     try:
+        x = torch.randn(8, 96, 55, 55).relu()  # several chunks
+        with torch.inference_mode():
+            y = LocalResponseNorm(groups=2)(x)
+        assert torch.get_num_threads() == 2
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert seen == [2]  # a thread started later still gets PyTorch's default
+        torch.set_num_threads(1)  # one thread: the chunks run inline, same numbers
         torch.testing.assert_close(LocalResponseNorm(groups=2)(x), y, rtol=0, atol=0)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
     assert chunked._plan(8, 96, 55 * 55, chunked._CHUNK_ELEMS)[1:]  # really chunked
 
 
