@@ -182,7 +182,7 @@ def _two_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 def _soft(signed: np.ndarray) -> np.ndarray:
     """A signed distance in pixels -> coverage 0..1 with a 1-pixel anti-aliased edge."""
-    return np.clip(signed + 0.5, 0.0, 1.0)
+    return _clip(signed + 0.5, 0.0, 1.0)
 
 
 def _square_wave(t: np.ndarray, period: float) -> np.ndarray:
@@ -249,16 +249,30 @@ def draw_demo_image(name: str, rng: np.random.Generator, size: int = 256) -> Ima
     if name not in DEMO_CLASSES:
         raise ValueError(f"unknown demo class {name!r}; known: {', '.join(DEMO_CLASSES)}")
     bg, fg = _two_colours(rng)
-    m = _pattern(name, rng, size)[..., None]
-    img = bg * (1 - m) + fg * m  # (S, S, 3) in 0..1
+    m = _pattern(name, rng, size)  # (S, S) float32
+    # bg * (1 - m) + fg * m in float64, one (S, S) plane per colour channel: the same bits
+    # as broadcasting (S, S, 1) against (3,), at a third of the time
+    img = bg[:, None, None] * (1 - m).astype(np.float64)
+    img += fg[:, None, None] * m.astype(np.float64)  # (3, S, S) in 0..1
     # shading: a smooth multiplicative field, 3x3 grid upsampled, 0.75..1.25
     grid = rng.uniform(0.75, 1.25, (3, 3)).astype(np.float32)
     shade = np.asarray(Image.fromarray(grid, "F").resize((size, size), Image.BILINEAR))
-    img = img * shade[..., None]
+    img *= shade.astype(np.float64)
     # pixel noise, triangular (sum of two uniform bytes), std sigma * 255: integer arithmetic
     sigma = rng.uniform(0.01, 0.06)
-    u8 = np.clip(img * 255 + 0.5, 0, 255).astype(np.int16)
+    img *= 255
+    img += 0.5
+    u8 = _clip(img, 0, 255).astype(np.int16).transpose(1, 2, 0)  # (S, S, 3)
     u = np.frombuffer(rng.bytes(2 * size * size * 3), np.uint8).reshape(2, size, size, 3)
     tri = u[0].astype(np.int16) + u[1] - 255  # std 104.5
-    noise = (tri * int(round(sigma * 255 / 104.5 * 256))) >> 8
-    return Image.fromarray(np.clip(u8 + noise, 0, 255).astype(np.uint8), "RGB")
+    tri *= int(round(sigma * 255 / 104.5 * 256))
+    tri >>= 8
+    tri += u8
+    return Image.fromarray(_clip(tri, 0, 255).astype(np.uint8), "RGB")
+
+
+def _clip(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """np.clip(a, lo, hi) in place, as two ufuncs (np.clip's dispatch cost more than the
+    arithmetic on a 256x256 image)."""
+    np.maximum(a, lo, out=a)
+    return np.minimum(a, hi, out=a)
