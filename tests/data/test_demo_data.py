@@ -105,7 +105,7 @@ def test_mean_colour_does_not_give_the_class_away():
 def test_a_small_convnet_learns_the_textures():
     """Evidence that the classes are local textures: a 3-layer convnet that sees only
     the central 96x96 pixels (at full resolution) reaches >= 80% validation accuracy in
-    6 epochs (91% seen), where the mean colour stays at chance."""
+    6 epochs (93% seen; 85-91% with seeds 1-3), where the mean colour stays at chance."""
 
     def data(split: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys = [], []
@@ -120,12 +120,12 @@ def test_a_small_convnet_learns_the_textures():
     xtr, ytr = data(0, 100)
     xva, yva = data(1, 30)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 32, 5, 2, 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(32, 64, 3, 1, 1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(64, 64, 3, 1, 1), torch.nn.ReLU(), torch.nn.AdaptiveMaxPool2d(1),
-        torch.nn.Flatten(), torch.nn.Linear(64, 10),
+        torch.nn.Conv2d(3, 16, 5, 2, 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, 1, 1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 32, 3, 1, 1), torch.nn.ReLU(), torch.nn.AdaptiveMaxPool2d(1),
+        torch.nn.Flatten(), torch.nn.Linear(32, 10),
     )  # fmt: skip
-    opt = torch.optim.Adam(net.parameters(), 2e-3)
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(6):
         perm = torch.randperm(len(xtr), generator=g)
