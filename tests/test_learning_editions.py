@@ -64,7 +64,7 @@ def test_template_paper_init_and_dropout():
     assert torch.equal(drop.eval()(x), x * 0.5)
     kept = drop.train()(x)
     assert set(kept.unique().tolist()) <= {0.0, 1.0}  # dropped or unchanged, never scaled
-    losses = alexnet_template.train(steps=2, batch_size=2, init="paper", log_every=0)
+    losses = alexnet_template.train(steps=2, batch_size=2, init="paper", log_every=0, eval_images=2)
     assert all(math.isfinite(v) for v in losses)  # §5's init trains as a choice
 
 
@@ -127,14 +127,14 @@ def test_template_trains_and_its_loss_falls():
     g = torch.Generator().manual_seed(0)
     model = t.AlexNet(4, dropout=0.0, init="kaiming")
     velocity = {p: torch.zeros_like(p) for p in model.parameters()}
-    # batch 8, 14 steps: the loss falls from ln(4) to 0.2 on the 2-core EPYC (batch 16 took
-    # 20 steps to reach 0.31, in twice the time)
-    images, labels = t.draw_batch(8, 4, g)
+    # batch 4 at lr 0.006, 9 steps: the loss falls from ln(4) to 0.13 on the 2-core EPYC,
+    # on one thread or two (batch 8 at lr 0.003 took 14 steps to reach 0.2, in twice the time)
+    images, labels = t.draw_batch(4, 4, g)
     x = t.random_crops_and_mirrors(images, g=g)
-    losses = [t.sgd_step(model, velocity, x, labels, lr=0.003) for _ in range(14)]
+    losses = [t.sgd_step(model, velocity, x, labels, lr=0.006) for _ in range(9)]
     assert losses[0] == pytest.approx(math.log(4), rel=1e-3)  # Kaiming's zero fc8
     assert min(losses[-3:]) < 0.5 * losses[0], losses
-    steps = t.train(steps=3, batch_size=2, log_every=0)
+    steps = t.train(steps=3, batch_size=2, log_every=0, eval_images=2)
     assert len(steps) == 3 and all(math.isfinite(v) for v in steps)
 
 
