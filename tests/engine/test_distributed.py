@@ -37,10 +37,30 @@ def odd_data(tmp_path_factory, make_imagefolder):
     return make_imagefolder(tmp_path_factory.mktemp("odd") / "data", train=4, val=5)
 
 
-@pytest.mark.parametrize("model", ["alexnet", "alexnet_bn"])
-def test_two_ranks_end_with_identical_weights(odd_data, tmp_path, model):
-    out = tmp_path / "run"
-    torchrun(str(WORKER), str(odd_data), str(out), model)
+MODELS = ("alexnet", "alexnet_bn")
+
+
+@pytest.fixture(scope="module")
+def single(odd_data, tmp_path_factory, train_config):
+    """A checkpoint trained in this process, and `alexnet evaluate --json` of it, one process."""
+    from alexnet.engine.train import train
+
+    out = tmp_path_factory.mktemp("single") / "run"
+    train(train_config(odd_data, out, epochs=1, seed=1))
+    return out / "checkpoints" / "last.pt"
+
+
+@pytest.fixture(scope="module")
+def job(odd_data, single, tmp_path_factory) -> Path:
+    """One torchrun job of two ranks (ddp_worker.py): evaluate ``single``, train each model."""
+    out = tmp_path_factory.mktemp("ddp")
+    torchrun(str(WORKER), str(odd_data), str(out), str(single), *MODELS)
+    return out
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_two_ranks_end_with_identical_weights(job, model):
+    out = job / model
     a = torch.load(out / "rank0.pt", weights_only=True)
     b = torch.load(out / "rank1.pt", weights_only=True)
     assert a.keys() == b.keys()
@@ -52,30 +72,12 @@ def test_two_ranks_end_with_identical_weights(odd_data, tmp_path, model):
     assert all(torch.equal(ck["model"][k], a[k]) for k in a)
 
 
-def test_two_process_evaluation_equals_single_process(odd_data, tmp_path, train_config, run_cli):
-    from alexnet.engine.train import train
-
-    out = tmp_path / "run"
-    train(train_config(odd_data, out, epochs=1, seed=1))
-    ck = str(out / "checkpoints" / "last.pt")
-    args = [
-        "-m",
-        "alexnet",
-        "evaluate",
-        ck,
-        "--data",
-        str(odd_data),
-        "--json",
-        "--workers",
-        "0",
-        "--batch-size",
-        "4",
-    ]
-    single = run_cli(*args[2:])  # args: -m alexnet ...
-    assert single.returncode == 0, single.stderr
-    r = torchrun(*args)
-    one = json.loads(single.stdout)
-    two = json.loads(r.stdout.strip().splitlines()[-1])
+def test_two_process_evaluation_equals_single_process(odd_data, single, job, run_cli):
+    argv = ["evaluate", str(single), "--data", str(odd_data), "--json", "--workers", "0"]
+    r = run_cli(*argv, "--batch-size", "4")
+    assert r.returncode == 0, r.stderr
+    one = json.loads(r.stdout)
+    two = json.loads((job / "evaluate.json").read_text())
     assert one["images"] == two["images"] == 15
     # the loss is a float64 sum over batches that the ranks split differently: equal to its
     # rounding; everything else exactly
