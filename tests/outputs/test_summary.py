@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+import torch
+
 from alexnet.cli import main
 from alexnet.models import create_model
 from alexnet.outputs.summary import summarize
@@ -18,6 +21,15 @@ def test_totals_for_the_paper_model():
     assert convs["features.conv1"].macs == 96 * 55 * 55 * 3 * 11 * 11
     assert convs["features.conv2"].macs == 256 * 27 * 27 * 48 * 5 * 5  # two towers: 48 inputs each
     assert s.macs == 724_406_816
+
+
+@pytest.mark.parametrize("name,size", [("alexnet", 227), ("alexnet_bn", 227), ("alexnet_owt", 224)])
+def test_a_model_on_the_meta_device_gives_the_same_table(name, size):
+    """`alexnet summary` and bench's FLOPs build the model on the meta device."""
+    with torch.device("meta"):
+        meta = summarize(create_model(name, width=0.125), size)
+    assert meta == summarize(create_model(name, width=0.125), size)
+    assert meta.macs > 0 and len(meta.rows) > 10
 
 
 def test_cli_summary_prints_every_layer(capsys):

@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from alexnet.errors import UserError
     from alexnet.models import create_model, input_size_for, list_models, model_info
     from alexnet.outputs.summary import format_summary, summarize
@@ -40,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         kwargs = {}
         if args.input_size is not None and "input_size" in info.options:
             kwargs["input_size"] = args.input_size
-        model = create_model(args.model, num_classes=args.num_classes, **kwargs)
+        with torch.device("meta"):  # shapes and counts only: no memory, no initialisation
+            model = create_model(args.model, num_classes=args.num_classes, **kwargs)
     except ValueError as e:
         raise UserError(str(e)) from None
     size = args.input_size or input_size_for(args.model, kwargs)

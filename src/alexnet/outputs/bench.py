@@ -74,7 +74,9 @@ def _flops_per_image(models: Sequence[str]) -> dict[tuple[str, str], float]:
     """(model, mode) -> FLOPs per image: 2 x MACs to infer, 6 x MACs to train."""
     out = {}
     for name in models:
-        macs = summarize(*_build(name)).macs
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            model, size = _build(name)
+        macs = summarize(model, size).macs
         out[(name, "infer")], out[(name, "train")] = 2.0 * macs, 6.0 * macs
     return out
 
