@@ -55,6 +55,51 @@ def _png_size(path) -> tuple[int, int]:
         return im.size
 
 
+def test_curves_are_redrawn_when_drawing_costs_at_most_a_twentieth_of_the_time(monkeypatch):
+    """CurvesPlot: the first epoch draws; an epoch ending sooner than 20 drawing-times after
+    the last drawing does not, a later one does; the end of the run draws what was skipped
+    (and nothing when every epoch was drawn); only rank 0 draws."""
+    import types
+
+    from alexnet.outputs.viz import callbacks
+
+    clock, drawn = [100.0], []
+
+    def draw(records, path):  # a drawing that takes 0.5 s
+        drawn.append((len(records), path.name))
+        clock[0] += 0.5
+
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(callbacks, "plot_curves", draw)
+    main = types.SimpleNamespace(records=[], cfg=types.SimpleNamespace(out="run"))
+    main.dist = types.SimpleNamespace(is_main=True)
+    plot = callbacks.CurvesPlot()
+
+    def epoch(seconds: float) -> None:
+        clock[0] += seconds
+        main.records.append({})
+        plot.on_epoch_end(main, {})
+
+    epoch(1.0)
+    assert drawn == [(1, "curves.png")]
+    epoch(1.0)
+    epoch(8.9)  # 9.9 s since the drawing of 0.5 s ended: under 20 x 0.5
+    assert len(drawn) == 1
+    epoch(0.2)  # 10.1 s
+    assert drawn[-1] == (4, "curves.png")
+    epoch(1.0)
+    plot.on_train_end(main, {})
+    assert drawn[-1] == (5, "curves.png") and len(drawn) == 3
+    plot.on_train_end(main, {})  # nothing new since
+    assert len(drawn) == 3
+    other = types.SimpleNamespace(records=[{}], cfg=main.cfg)
+    other.dist = types.SimpleNamespace(is_main=False)
+    rank1 = callbacks.CurvesPlot()
+    rank1.on_epoch_end(other, {})
+    rank1.on_train_end(other, {})
+    assert len(drawn) == 3
+
+
 def test_plot_curves_writes_png_with_both_panels(tmp_path):
     out = tmp_path / "plots" / "curves.png"
     fig = plot_curves(_records(), out)

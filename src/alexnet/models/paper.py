@@ -241,7 +241,11 @@ class AlexNet(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """Initialise as §5 (or the Caffe / Kaiming alternative named by ``config.init``)."""
+        """Initialise as §5 (or the Caffe / Kaiming alternative named by ``config.init``).
+        On the meta device there is nothing to fill: ``normal_`` there would import
+        torch._dynamo (2.5 s), and ``alexnet train`` builds the model on it to check options."""
+        if self.features.conv1.weight.is_meta:
+            return
         init = self.config.init
         one = {"paper": 1.0, "caffe": 0.1, "kaiming": 0.0}[init]
         ones = {"conv2", "conv4", "conv5", "fc6", "fc7"}
