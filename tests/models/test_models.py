@@ -10,6 +10,14 @@ import alexnet
 from alexnet.models import AlexNet, create_model, list_models, tower_slices
 
 
+@pytest.fixture
+def on_meta():
+    """Models built on the meta device, for counts and structure: no memory, no
+    initialisation (a full-size model's takes a second)."""
+    with torch.device("meta"):
+        yield
+
+
 def test_registry_lists_the_three_models():
     assert {"alexnet", "alexnet_owt", "alexnet_bn"} <= set(list_models())
     assert alexnet.list_models() == list_models()
@@ -37,6 +45,7 @@ def test_output_shapes(name, size):
         assert model.forward_head(feats, pre_logits=True).shape == (2, 4096)
 
 
+@pytest.mark.usefixtures("on_meta")
 def test_exact_parameter_counts():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(create_model("alexnet")) == 60_965_224
@@ -46,12 +55,14 @@ def test_exact_parameter_counts():
     assert count(create_model("alexnet_bn")) == 60_965_224 - 1_376 + 2 * 1_376
 
 
+@pytest.mark.usefixtures("on_meta")
 def test_default_class_is_alexnet():
     assert isinstance(create_model("alexnet"), alexnet.AlexNet)
     assert alexnet.AlexNet(num_classes=7).num_classes == 7
 
 
 @pytest.mark.parametrize("size", [226, 228, 256, 32])
+@pytest.mark.usefixtures("on_meta")
 def test_other_input_sizes_fail_with_the_accepted_sizes(size):
     model = create_model("alexnet", num_classes=10)
     with pytest.raises(ValueError, match="227.*224"):
@@ -92,18 +103,20 @@ def test_paper_init_statistics():
 
 
 def test_caffe_and_kaiming_init():
-    caffe = _convs_and_fcs(create_model("alexnet", init="caffe"))
+    quarter = {"width": 0.25}  # conv1's 24 maps: 8,712 weights for the standard deviation
+    caffe = _convs_and_fcs(create_model("alexnet", init="caffe", **quarter))
     assert torch.all(caffe["conv2"].bias == 0.1) and torch.all(caffe["conv1"].bias == 0)
-    kaiming = _convs_and_fcs(create_model("alexnet", init="kaiming"))
+    kaiming = _convs_and_fcs(create_model("alexnet", init="kaiming", **quarter))
     fan_in = 3 * 11 * 11
     assert kaiming["conv1"].weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.05)
     assert torch.all(kaiming["fc6"].bias == 0)
     # fc8 starts at zero: initial logits 0, loss ln(num_classes), the first steps stay sane
     assert torch.all(kaiming["fc8"].weight == 0)
     x = torch.randn(2, 3, 227, 227)
-    assert torch.all(create_model("alexnet", num_classes=7, init="kaiming")(x) == 0)
+    assert torch.all(create_model("alexnet", num_classes=7, init="kaiming", **quarter)(x) == 0)
 
 
+@pytest.mark.usefixtures("on_meta")
 def test_lrn_dropout_options():
     model = create_model("alexnet", lrn=False, dropout=0.2)
     assert not any(isinstance(m, alexnet.LocalResponseNorm) for m in model.modules())
@@ -121,6 +134,7 @@ def test_lrn_dropout_options():
     assert not any(isinstance(m, alexnet.LocalResponseNorm) for m in bn.modules())
 
 
+@pytest.mark.usefixtures("on_meta")
 def test_dropout_acts_on_fc6_and_fc7_outputs():
     names = [n for n, _ in create_model("alexnet").classifier.named_children()]
     assert names == ["fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8"]
