@@ -152,13 +152,15 @@ def test_json_and_weights_only_round_trips(make_tree, tmp_path):
 
 def test_twenty_thousand_files_without_reading_one(tmp_path, monkeypatch):
     """One stat per file and no file opened: O(files), cheap for ImageNet's 1.28 M."""
+    sizes = []  # files of 0..6 bytes: contents never matter here
+    for n in range(7):
+        sizes.append(tmp_path / f"{n}-bytes")
+        sizes[-1].write_bytes(bytes(n))
     for c in range(20):
         d = tmp_path / "big" / "train" / f"c{c:02d}"
         d.mkdir(parents=True)
-        for i in range(1000):
-            fd = os.open(d / f"{i:04d}.jpg", os.O_WRONLY | os.O_CREAT, 0o644)
-            os.ftruncate(fd, i % 7)  # sizes 0..6 bytes: contents never matter here
-            os.close(fd)
+        for i in range(1000):  # hard links: 1 s where 20,000 new files took 20 s on ext4
+            os.link(sizes[i % 7], d / f"{i:04d}.jpg")
     ds = build_dataset(tmp_path / "big", "train")
 
     def no_reading(*args, **kwargs):
