@@ -195,3 +195,26 @@ def test_loading_the_kernels_keeps_subnormal_floats():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_processes_that_need_the_same_build_wait_for_one(monkeypatch, tmp_path):
+    """Three builders at once (torchrun ranks, test workers): one runs the compiler (both
+    sources side by side, then the link), the others wait on its lock and take its file."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    monkeypatch.setenv("ALEXNET_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def compile_slowly(cc, commands):
+        calls.append([args[args.index("-o") + 1].rsplit(".", 1)[-1] for args in commands])
+        time.sleep(0.3)
+        for args in commands:
+            Path(args[args.index("-o") + 1]).write_bytes(b"built")
+
+    monkeypatch.setattr(_kernels, "_run_all", compile_slowly)
+    with ThreadPoolExecutor(3) as pool:  # flock: each open() is its own lock holder
+        paths = list(pool.map(lambda _: _kernels._build("cc", _kernels._FLAGS), range(3)))
+    assert len(set(paths)) == 1 and paths[0].read_bytes() == b"built"
+    assert calls == [["o", "o"], ["tmp"]]

@@ -14,16 +14,20 @@ compiler without OpenMP), it is built without and runs on one thread.
 
 The library goes to ``kernels/`` in alexnet's cache folder
 (``alexnet._cache.cache_dir``), named by a hash of the sources, the compiler command
-and the CPU's feature flags (it is built with ``-march=native``). It is written under
-a temporary name and renamed, so concurrent processes (torchrun ranks) never load a
-half-written file. Without a compiler, or when the build fails, :func:`lrn_library`
-records why and returns None, and ``alexnet.ops.nn`` keeps its torch-ops path;
+and the CPU's feature flags (it is built with ``-march=native``). The two sources compile
+side by side (``lrn_pool.c`` alone takes 11 s at -O3 on a 2-core AMD EPYC, ``lrn.c`` 4 s).
+One process builds while the others that need the same library (torchrun ranks, test
+workers) wait on ``fcntl.flock`` and then load it; it is written under a temporary name
+and renamed, so no process ever loads a half-written file. Without a compiler, or when
+the build fails, :func:`lrn_library` records why and returns None, and ``alexnet.ops.nn``
+keeps its torch-ops path;
 ``ALEXNET_LRN_KERNEL=torch`` forces that path, ``ALEXNET_LRN_KERNEL=c`` turns a failed
 build into an error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -32,6 +36,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from alexnet._cache import cache_dir
@@ -85,25 +90,60 @@ def _build(cc: str, flags: tuple[str, ...]) -> Path:
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        with tempfile.TemporaryDirectory(dir=out.parent) as objdir:
-            objects = [str(Path(objdir) / f"{src.stem}.o") for src in _SOURCES]
-            for src, obj in zip(_SOURCES, objects, strict=True):
-                _run(cc, [*flags, "-c", str(src), "-o", obj])
-            _run(cc, [*link, "-o", tmp, *objects, "-lm"])
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with _building(out):
+        if out.exists():  # another process built it while this one waited
+            return out
+        fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+        os.close(fd)
+        try:
+            with tempfile.TemporaryDirectory(dir=out.parent) as objdir:
+                objects = [str(Path(objdir) / f"{src.stem}.o") for src in _SOURCES]
+                _run_all(
+                    cc,
+                    [
+                        [*flags, "-c", str(src), "-o", o]
+                        for src, o in zip(_SOURCES, objects, strict=True)
+                    ],
+                )
+                _run_all(cc, [[*link, "-o", tmp, *objects, "-lm"]])
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return out
 
 
-def _run(cc: str, args: list[str]) -> None:
-    proc = subprocess.run([cc, *args], capture_output=True, text=True, timeout=120)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cc} failed: {proc.stderr.strip()[-2000:]}")
+@contextlib.contextmanager
+def _building(out: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``out``'s lock file while it is built (none without fcntl)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(out.with_name(out.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when f closes
+        yield
+
+
+def _run_all(cc: str, commands: list[list[str]]) -> None:
+    """Run the compiler commands side by side; the first failure raises with its stderr."""
+    procs = [
+        subprocess.Popen([cc, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for args in commands
+    ]
+    errors = []
+    for proc in procs:
+        try:
+            _, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        if proc.returncode != 0:
+            errors.append(err.strip()[-2000:])
+    if errors:
+        raise RuntimeError(f"{cc} failed: {errors[0]}")
 
 
 def _load() -> ctypes.CDLL:
