@@ -169,6 +169,9 @@ def test_without_openmp_it_builds_for_one_thread(monkeypatch, tmp_path):
     monkeypatch.setattr(_kernels, "_state", {})
     monkeypatch.setenv("ALEXNET_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(_kernels, "_OPENMP", ("-fno-such-openmp-flag",))
+    # -O0: what is tested is the fallback, not the optimiser (1 s where -O3 takes 11 s)
+    assert _kernels._FLAGS[0] == "-O3"
+    monkeypatch.setattr(_kernels, "_FLAGS", ("-O0", *_kernels._FLAGS[1:]))
     lib = _kernels.lrn_library()
     assert lib is not None and not lib.alexnet_lrn_openmp()
     assert "one thread: built without OpenMP" in _kernels.kernel_status()
