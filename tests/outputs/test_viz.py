@@ -56,24 +56,25 @@ def _png_size(path) -> tuple[int, int]:
 
 
 def test_curves_are_redrawn_when_drawing_costs_at_most_a_twentieth_of_the_time(monkeypatch):
-    """CurvesPlot: the first epoch draws; an epoch ending sooner than 20 drawing-times after
-    the last drawing does not, a later one does; the end of the run draws what was skipped
-    (and nothing when every epoch was drawn); only rank 0 draws."""
+    """CurvesPlot: an epoch ending less than 20 drawing-times (0.5 s taken before the first)
+    after the start or the last drawing is not drawn, a later one is; the end of the run
+    draws what was skipped (and nothing when every epoch was drawn); only rank 0 draws."""
     import types
 
     from alexnet.outputs.viz import callbacks
 
     clock, drawn = [100.0], []
 
-    def draw(records, path):  # a drawing that takes 0.5 s
+    def draw(records, path):  # a drawing that takes 0.4 s
         drawn.append((len(records), path.name))
-        clock[0] += 0.5
+        clock[0] += 0.4
 
     monkeypatch.setattr(callbacks.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(callbacks, "plot_curves", draw)
     main = types.SimpleNamespace(records=[], cfg=types.SimpleNamespace(out="run"))
     main.dist = types.SimpleNamespace(is_main=True)
     plot = callbacks.CurvesPlot()
+    plot.on_train_start(main)
 
     def epoch(seconds: float) -> None:
         clock[0] += seconds
@@ -81,20 +82,24 @@ def test_curves_are_redrawn_when_drawing_costs_at_most_a_twentieth_of_the_time(m
         plot.on_epoch_end(main, {})
 
     epoch(1.0)
-    assert drawn == [(1, "curves.png")]
-    epoch(1.0)
-    epoch(8.9)  # 9.9 s since the drawing of 0.5 s ended: under 20 x 0.5
-    assert len(drawn) == 1
+    epoch(8.9)  # 9.9 s since the start: under 20 x 0.5
+    assert drawn == []
     epoch(0.2)  # 10.1 s
-    assert drawn[-1] == (4, "curves.png")
+    assert drawn == [(3, "curves.png")]
+    epoch(7.0)
+    epoch(0.9)  # 7.9 s since the drawing of 0.4 s ended: under 20 x 0.4
+    assert len(drawn) == 1
+    epoch(0.2)  # 8.1 s
+    assert drawn[-1] == (6, "curves.png")
     epoch(1.0)
     plot.on_train_end(main, {})
-    assert drawn[-1] == (5, "curves.png") and len(drawn) == 3
+    assert drawn[-1] == (7, "curves.png") and len(drawn) == 3
     plot.on_train_end(main, {})  # nothing new since
     assert len(drawn) == 3
     other = types.SimpleNamespace(records=[{}], cfg=main.cfg)
     other.dist = types.SimpleNamespace(is_main=False)
     rank1 = callbacks.CurvesPlot()
+    rank1.on_train_start(other)
     rank1.on_epoch_end(other, {})
     rank1.on_train_end(other, {})
     assert len(drawn) == 3
