@@ -35,8 +35,8 @@ def plot_curves(records: list[dict], out_path: str | os.PathLike | None = None) 
 
     ``records`` are the per-epoch objects of ``metrics.jsonl`` (errors as
     fractions 0-1). Missing, None or non-finite values are left out, so a
-    partial record or an empty list still draws (the trainer calls this after
-    every epoch and must never fail on it).
+    partial record or an empty list still draws (training calls this as its epochs
+    end, ``viz.callbacks.CurvesPlot``, and must never fail on it).
     """
     fig = new_figure(10, 4)
     ax_loss, ax_err = fig.subplots(1, 2)
