@@ -133,15 +133,16 @@ def _run_all(cc: str, commands: list[list[str]]) -> None:
         for args in commands
     ]
     errors = []
-    for proc in procs:
-        try:
+    try:
+        for proc in procs:
             _, err = proc.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise
-        if proc.returncode != 0:
-            errors.append(err.strip()[-2000:])
+            if proc.returncode != 0:
+                errors.append(err.strip()[-2000:])
+    finally:  # a timeout (or an interrupt) leaves no compiler running
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     if errors:
         raise RuntimeError(f"{cc} failed: {errors[0]}")
 
