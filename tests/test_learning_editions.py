@@ -64,7 +64,7 @@ def test_template_paper_init_and_dropout():
     assert torch.equal(drop.eval()(x), x * 0.5)
     kept = drop.train()(x)
     assert set(kept.unique().tolist()) <= {0.0, 1.0}  # dropped or unchanged, never scaled
-    losses = alexnet_template.train(steps=2, batch_size=2, init="paper", log_every=0, eval_images=2)
+    losses = alexnet_template.train(steps=2, batch_size=2, init="paper", log_every=0)
     assert all(math.isfinite(v) for v in losses)  # §5's init trains as a choice
 
 
@@ -134,7 +134,7 @@ def test_template_trains_and_its_loss_falls():
     losses = [t.sgd_step(model, velocity, x, labels, lr=0.006) for _ in range(9)]
     assert losses[0] == pytest.approx(math.log(4), rel=1e-3)  # Kaiming's zero fc8
     assert min(losses[-3:]) < 0.5 * losses[0], losses
-    steps = t.train(steps=3, batch_size=2, log_every=0, eval_images=2)
+    steps = t.train(steps=3, batch_size=2, log_every=0)
     assert len(steps) == 3 and all(math.isfinite(v) for v in steps)
 
 
