@@ -127,15 +127,10 @@ def destination_lock_path(dst: str | os.PathLike) -> Path:
 
 @contextlib.contextmanager
 def hold_destination_lock(
-    dst: str | os.PathLike,
-    what: str = "prepare",
-    *,
-    name: str | None = None,
-    wait: Callable[[str], None] | None = None,
+    dst: str | os.PathLike, what: str = "prepare", *, name: str | None = None
 ) -> Iterator[Path]:
     """Hold ``.DST.lock`` beside ``dst`` (its parent is created if needed): one writer
-    per destination, such as a packed store being prepared or the C kernels being built.
-    ``wait`` as for :func:`hold_lock`."""
+    per destination, such as a packed store being prepared."""
     path = destination_lock_path(dst)
     name = name or _display(dst)
     try:
@@ -144,7 +139,7 @@ def hold_destination_lock(
         raise UserError(
             f"{name}: cannot create {_display(path.parent)}: {e.strerror or e}", exit_code=2
         ) from None
-    with _hold(path, what, name, wait) as held:
+    with _hold(path, what, name) as held:
         yield held
 
 
