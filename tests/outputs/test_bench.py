@@ -35,7 +35,8 @@ def test_rows_and_ratios():
     assert "alexnet" in table and "vs tv" in table and "GFLOP/s" in table and "peak" in table
 
 
-def test_cli_json(capsys):
+def test_cli_json(capsys, tmp_path):
+    saved = tmp_path / "bench.json"
     assert (
         main(
             [
@@ -59,11 +60,14 @@ def test_cli_json(capsys):
                 "--device",
                 "cpu",
                 "--json",
+                "--json-out",
+                str(saved),
             ]
         )
         == 0
     )
     rows = json.loads(capsys.readouterr().out)
+    assert json.loads(saved.read_text()) == rows  # --json-out: the same rows, in a file
     keys = {(r["model"], r["mode"], r["amp"], r["format"]) for r in rows}
     assert ("alexnet_owt", "train", "bf16", "channels_last") in keys
     assert ("torchvision", "train", "off", "nchw") in keys  # the baseline is always measured
@@ -135,3 +139,64 @@ def test_profile_layers_script_runs():
         check=True,
     ).stdout
     assert "alexnet:" in out and "torchvision:" in out and " ms  aten::" in out
+
+
+def _targets(out, *argv: str) -> list[str]:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "benchmarks" / "gpu_targets.py"
+    r = subprocess.run(
+        [sys.executable, str(script), str(out), *argv], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
+
+
+def _bench_row(model: str, mode: str, amp: str, compiled: bool, ips: float, vs: float) -> dict:
+    return dict(model=model, mode=mode, amp=amp, format="channels_last", compiled=compiled,
+                batch_size=256, images_per_second=ips, vs_torchvision=vs)  # fmt: skip
+
+
+def test_gpu_targets_reads_what_gpu_check_wrote(tmp_path):
+    """benchmarks/gpu_targets.py: each target from triton.json, bench.json and metrics.jsonl
+    as gpu_check.sh writes them; MET, MISSED, or not measured where a file is missing."""
+    lines = _targets(tmp_path)  # nothing written: every target unmeasured
+    assert len(lines) == 5 and all(s.startswith("not measured") for s in lines[1:])
+    speed = [
+        dict(
+            tail="conv1",
+            dtype="bfloat16",
+            layout="channels_last",
+            kernel=k,
+            ms=0.5,
+            gbs=2000.0 * share,
+            of_relu=share,
+        )
+        for k, share in (("relu_lrn_pool forward", 0.8), ("relu_lrn_pool backward", 0.5))
+    ]
+    (tmp_path / "triton.json").write_text(json.dumps({"device": "NVIDIA H100", "speed": speed}))
+    bench = [
+        _bench_row("alexnet", "train", "bf16", False, 20000.0, 0.8),
+        _bench_row("alexnet", "infer", "off", True, 50000.0, 1.1),
+        _bench_row("torchvision", "train", "bf16", False, 25000.0, 1.0),
+    ]
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    epochs = [dict(epoch=1, images_per_second=9000.0, seconds=8.0),
+              dict(epoch=2, images_per_second=19000.0, seconds=3.0)]  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in epochs))
+    lines = _targets(tmp_path)
+    assert lines[0] == "targets on NVIDIA H100"
+    verdict = {s[14:80].strip().split(",")[0]: s[:13].strip() for s in lines[1:]}
+    assert verdict == {
+        "conv1 relu_lrn_pool forward": "MET",  # 80% >= 70%
+        "conv1 relu_lrn_pool backward": "MISSED",
+        "alexnet infer fp32 channels_last compiled vs torchvision": "MET",
+        "alexnet train bf16 channels_last eager vs torchvision": "MISSED",
+        "store-fed epoch >= 0.9x bench train img/s (bf16 channels_last)": "MET",
+        "reproduce cifar10 --full": "not measured",  # projected only
+    }
+    fed = next(s for s in lines if "store-fed" in s)
+    assert "0.95 (last epoch 19,000 img/s; bench 20,000" in fed  # the last epoch, not the first
+    assert "projected 4.5 min (3.0 s an epoch" in lines[-1]

@@ -44,6 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument(
+        "--json-out",
+        metavar="FILE",
+        help="also write the rows (or --store's result) as JSON to FILE; the table is printed",
+    )
+    p.add_argument(
         "--store",
         metavar="DATA",
         help="instead of the table: training images/s fed from DATA (a packed store, or "
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         device=str(device),
     )
+    _write_json(args.json_out, [r.to_dict() for r in rows])
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
         return 0
@@ -122,6 +128,7 @@ def _store_feeding(args: argparse.Namespace, device) -> int:
         device=str(device),
         augment_on=args.augment_on,
     )
+    _write_json(args.json_out, r.to_dict())
     if args.json:
         print(json.dumps(r.to_dict(), indent=2))
         return 0
@@ -134,3 +141,12 @@ def _store_feeding(args: argparse.Namespace, device) -> int:
     print(f"  batches in memory:   {r.memory_images_per_second:8.1f} img/s")
     print(f"  ratio: {r.ratio:.2f} (target >= 0.95)")
     return 0
+
+
+def _write_json(path: str | None, data) -> None:
+    if path:
+        from pathlib import Path
+
+        from alexnet.engine.rundir import write_json_atomic
+
+        write_json_atomic(Path(path), data)

@@ -13,10 +13,10 @@ saving them. Under ``TRITON_INTERPRET=1`` (set before this module is imported) t
 on CPU tensors in Triton's interpreter: that is how ``tests/ops/test_triton.py`` checks
 them without a GPU.
 
-Launch parameters that a GPU must settle (``benchmarks/bench_triton.py`` prints GB/s):
-``TILE`` (elements of an LRN program's tile), ``ROWS`` (output rows per program of the
-fused tail), the warps per program, and ``SAVE_ARGMAX`` (recompute the pool's argmax in
-the backward, or store it as int8).
+Launch parameters that a GPU must settle (``benchmarks/bench_triton.py`` prints GB/s, and
+with ``--sweep`` times the choices): ``TILE`` (elements of an LRN program's tile), ``ROWS``
+(output rows per program of the fused tail), ``WARPS`` (warps per program), and
+``SAVE_ARGMAX`` (recompute the pool's argmax in the backward, or store it as int8).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ __all__ = [
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 TILE = 4096  # elements (channels x positions) of one LRN program's tile
 ROWS = 4  # output rows per program of the fused tail (a program re-reads one input row)
+WARPS: int | None = None  # warps per program; None: by the tile's size (``_warps``)
 # The fused tail's backward finds each window's maximum again from z (the custom op's way:
 # it saves only z). SAVE_ARGMAX: ``relu_lrn_pool`` here also stores it as int8 beside the
 # output (a byte per window: an eighth of z's bytes in bf16, a sixteenth in float32) and
@@ -62,8 +63,9 @@ def _on_device(t: Tensor):
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
 
 
-def _warps(tile: int) -> int:
-    return 4 if tile <= 2048 else 8
+def _warps(tile: int, scale: int = 1) -> int:
+    """WARPS, or 4 up to 2048 elements a tile and 8 above, times ``scale``."""
+    return WARPS if WARPS is not None else (4 if tile <= 2048 else 8) * scale
 
 
 def lrn_config(shape, groups: int, size: int, beta: float) -> tuple[int, dict]:
@@ -90,7 +92,7 @@ def pool_config(shape, groups: int, backward: bool) -> tuple[int, dict]:
     block_c, block_x = triton.next_power_of_2(c // groups), triton.next_power_of_2(w)
     block_pw = block_x if backward else triton.next_power_of_2(pw)
     chunks = triton.cdiv(ph + 1 if backward else ph, ROWS)
-    warps = _warps(block_c * block_x) * (2 if backward else 1)
+    warps = _warps(block_c * block_x, 2 if backward else 1)
     meta = dict(SIZE=POOL_SIZE, BETA075=True, ROWS=ROWS)
     meta.update(BLOCK_C=block_c, BLOCK_X=block_x, BLOCK_PW=block_pw, num_warps=warps)
     return n * groups * chunks, meta
