@@ -81,3 +81,27 @@ def test_default_is_one_group_and_the_forms_are_selected():
 def test_paper_sgd_rejects_bad_values():
     with pytest.raises(ValueError, match="momentum"):
         PaperSGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=1.5)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [TrainConfig(), TrainConfig(sgd_form="torch"), TrainConfig(optimizer="adamw")],
+    ids=["paper-sgd", "torch-sgd", "adamw"],
+)
+def test_a_training_step_never_reads_a_value_off_the_device(cfg):
+    """On the meta device every tensor is shapes without values, so reading one (.item(),
+    bool(), .tolist(), float()) raises: the whole step, hits included, runs there, as it
+    must to leave a GPU's queue full (the loop reads the losses every READ_EVERY steps)."""
+    from alexnet.engine.step import train_step
+    from alexnet.engine.validate import hit_counts
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5)).to("meta")
+    opt = build_optimizer(cfg, model)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    x, y = torch.empty(4, 3, 2, 2, device="meta"), torch.zeros(4, dtype=torch.long, device="meta")
+    for _ in range(2):  # the second step has momentum state
+        loss, logits = train_step(model, opt, scaler, x, y, device=torch.device("meta"), amp="off")
+        hits = hit_counts(logits.float(), y, ks=(1,))[0]
+    assert loss.device.type == "meta" and hits.shape == () and hits.dtype == torch.int64
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        loss.item()  # the device check: a read would have failed above

@@ -35,7 +35,7 @@ class Fault(Callback):
                 for p in trainer.model_without_ddp.parameters():
                     p.fill_(float("nan"))
 
-    def on_step_end(self, trainer, loss: float, lr: float) -> None:
+    def on_step_end(self, trainer, loss, lr: float) -> None:
         if self.kind in ("signal", "kill") and trainer.step == self.at:
             os.kill(os.getpid(), self.sig)
 

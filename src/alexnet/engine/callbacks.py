@@ -11,7 +11,10 @@ those that write files check ``trainer.dist.is_main``.
 from __future__ import annotations
 
 import sys
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Trainer(Protocol):
@@ -45,8 +48,10 @@ class Callback:
     def on_step_start(self, trainer: Trainer) -> None:
         """Before optimizer step ``trainer.step + 1``."""
 
-    def on_step_end(self, trainer: Trainer, loss: float, lr: float) -> None:
-        """After optimizer step ``trainer.step``; ``loss`` of its batch, ``lr`` it used."""
+    def on_step_end(self, trainer: Trainer, loss: torch.Tensor, lr: float) -> None:
+        """After optimizer step ``trainer.step`` is queued; ``loss`` of its batch (a 0-d
+        tensor on the device: ``float(loss)`` waits for the step to finish, so read it only
+        when it is shown), ``lr`` it used."""
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         """After validation, with the epoch's metrics (``rundir.METRIC_KEYS``), once the
@@ -78,11 +83,16 @@ class ProgressBar(Callback):
             unit="batch",
         )
 
-    def on_step_end(self, trainer: Trainer, loss: float, lr: float) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
+    def on_step_end(self, trainer: Trainer, loss: torch.Tensor, lr: float) -> None:
+        if self.bar is None:
+            return
+        # the loss is read (a wait for the device) only when tqdm has just redrawn (at most
+        # every 0.1 s) and at the epoch's last step; it shows at the next redraw
+        if self.bar.update(1) or trainer.batch_in_epoch == trainer.data.steps_per_epoch:
             rate = trainer.images_per_second()
-            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
+            self.bar.set_postfix(
+                loss=f"{float(loss):.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}", refresh=False
+            )
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         self.close()
@@ -110,7 +120,7 @@ class StepLines(Callback):
 
         self._t0, self._first = time.time(), trainer.batch_in_epoch
 
-    def on_step_end(self, trainer: Trainer, loss: float, lr: float) -> None:
+    def on_step_end(self, trainer: Trainer, loss: torch.Tensor, lr: float) -> None:
         import time
 
         spe, done = trainer.data.steps_per_epoch, trainer.batch_in_epoch
@@ -122,7 +132,7 @@ class StepLines(Callback):
         seconds = max(time.time() - self._t0, 1e-9)
         eta = (spe - done) * seconds / max(done - self._first, 1)
         print(
-            f"epoch {trainer.epoch + 1} step {done}/{spe} loss {loss:.4g} lr {lr:.3g} "
+            f"epoch {trainer.epoch + 1} step {done}/{spe} loss {float(loss):.4g} lr {lr:.3g} "
             f"{trainer.images_per_second():.0f} img/s eta {format_duration(eta)}",
             file=sys.stderr,
             flush=True,

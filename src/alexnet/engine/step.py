@@ -55,15 +55,16 @@ def train_step(
     grad_clip: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on a batch already on its devices: forward under autocast,
-    cross-entropy, backward, [gradient clipping], step. -> (loss, logits), detached.
+    cross-entropy, backward, [gradient clipping], step. -> (loss, logits), detached, on
+    the device.
 
-    A NaN or infinite loss raises ``FloatingPointError`` before the weights change.
+    Nothing here waits for the device (on a GPU the host queues the next batch while this
+    one runs), so nothing here reads the loss: a NaN or infinite loss is the caller's to
+    find (``Trainer`` reads its losses every ``READ_EVERY`` steps and before any save).
     """
     with autocast(device, amp):
         logits = model(images)
         loss = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(float(loss))
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if grad_clip > 0:

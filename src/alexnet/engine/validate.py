@@ -22,12 +22,18 @@ from alexnet.engine.distributed import all_reduce_sum
 from alexnet.runtime import autocast, to_device
 
 
-def accuracy_counts(probs: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1, 5)):
-    """Number of samples whose target is among the top-k scores, for each k (k capped at C)."""
+def hit_counts(probs: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1, 5)):
+    """Number of samples whose target is among the top-k scores, for each k (k capped at
+    C): an int64 tensor (len(ks),) on probs' device, so reading it is the caller's wait."""
     maxk = min(max(ks), probs.shape[1])
     pred = probs.topk(maxk, dim=1).indices  # (B, maxk)
     hit = pred.eq(target[:, None])
-    return [int(hit[:, : min(k, maxk)].any(dim=1).sum()) for k in ks]
+    return torch.stack([hit[:, : min(k, maxk)].any(dim=1).sum() for k in ks])
+
+
+def accuracy_counts(probs: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1, 5)):
+    """``hit_counts`` as Python ints."""
+    return hit_counts(probs, target, ks).tolist()
 
 
 @dataclass
@@ -96,20 +102,21 @@ def evaluate(
     images are a tuple of inputs with ``groups`` as in :func:`predict_probs`."""
     for m in models:
         m.eval()
-    n = c1 = c5 = 0
-    nll = 0.0
+    n = 0
+    hits = nll = None  # on the device, read once at the end: no wait per batch
     cm = None
     for i, (images, target) in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             break
         probs = predict_probs(models, images, device, amp, channels_last, groups)
         target = target.to(probs.device)
-        a1, a5 = accuracy_counts(probs, target)
-        c1, c5, n = c1 + a1, c5 + a5, n + target.numel()
+        h = hit_counts(probs, target)  # (top-1, top-5)
+        n += target.numel()
         p_true = probs.gather(1, target[:, None]).clamp_min(1e-12)
         # float64: the sum of float32 logs depends on how the images fall into batches
         # (one process or several) at 1e-7; in float64 at 1e-15
-        nll += float(-p_true.double().log().sum())
+        b = -p_true.double().log().sum()
+        hits, nll = (h, b) if hits is None else (hits + h, nll + b)
         if confusion:
             k = num_classes or probs.shape[1]
             if cm is None:
@@ -118,6 +125,8 @@ def evaluate(
             cm += torch.bincount(idx, minlength=k * k).view(k, k)
         if progress is not None:
             progress.update(1)
+    c1, c5 = hits.tolist() if hits is not None else (0, 0)
+    nll = float(nll) if nll is not None else 0.0
     n, c1, c5, nll = all_reduce_sum([n, c1, c5, nll], device)
     if cm is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
         cm_dev = cm.to(device)
