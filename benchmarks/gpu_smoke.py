@@ -3,7 +3,8 @@
 Each line is PASS or FAIL with the measured relative error ||out - ref|| / ||ref||
 against float64 references computed on the CPU: the paper's model forward and
 backward (TF32 convolutions: ~1e-3 expected), the LRN alone, batch_augment's centre
-crop against the CPU transform, and torch.compile against eager. Exit code 1 if any
+crop against the CPU transform, the training loop's prefetched batches, and
+torch.compile against eager. Exit code 1 if any
 check fails.
 """
 
@@ -17,6 +18,7 @@ from alexnet.data import batch_augment
 from alexnet.data.stats import IMAGENET_STATS
 from alexnet.models import create_model
 from alexnet.ops.nn import local_response_norm, local_response_norm_reference
+from alexnet.runtime import prefetched
 
 FAILED = []
 
@@ -83,6 +85,23 @@ def main() -> int:
             0.0 if t.shape == (4, 3, 227, 227) and t.isfinite().all() else float("nan"),
             0,
         )
+    # the training loop's copies one batch ahead on a side stream: every batch arrives
+    # intact although the step's kernels run during the next copy and its memory is freed
+    batches = [
+        (
+            torch.randint(0, 256, (64, 3, 256, 256), dtype=torch.uint8, generator=g).pin_memory(),
+            torch.randint(0, 10, (64,), generator=g).pin_memory(),
+        )
+        for _ in range(12)
+    ]
+    w, seen = torch.randn(4096, 4096, device=dev), []
+    for images, target in prefetched(iter(batches), dev):
+        for _ in range(4):  # ~1 ms of work on the step's stream while the next copy runs
+            torch.mm(w, w)
+        seen.append(torch.stack([images.double().sum(), target.double().sum()]))
+    got = torch.stack(seen).cpu()
+    want = torch.tensor([[i.double().sum(), t.double().sum()] for i, t in batches])
+    check("prefetched batches (side-stream copies) intact", float((got - want).abs().max()), 0)
     plain = create_model("alexnet", num_classes=10).to(dev).eval()
     plain.load_state_dict(gpu.state_dict())
     compiled = torch.compile(plain)

@@ -57,6 +57,7 @@ from alexnet.engine.step import StopRequest, TrainingDiverged, set_learning_rate
 from alexnet.engine.validate import evaluate, hit_counts
 from alexnet.errors import UserError
 from alexnet.lock import hold_lock
+from alexnet.runtime import prefetched
 
 # Callbacks every run gets on top of its own: the hook the fault-injection tests install
 # (tests/faults/fault_runner.py) before calling the CLI.
@@ -310,7 +311,7 @@ class Trainer:
         self._set_train_mode()
         self._emit("on_epoch_start")
         self._t0 = time.time()
-        for images, target in data.train_loader:
+        for images, target in prefetched(data.train_loader, self.in_dev):
             self._emit("on_step_start")
             lr = self.schedule.lr_at(self.step)
             set_learning_rate(self.optimizer, lr)

@@ -34,7 +34,7 @@ from alexnet.errors import UserError
 from alexnet.machine import AMP_DTYPES, matmul_peak
 from alexnet.models import DEFAULT_MODEL, create_model
 from alexnet.outputs.summary import summarize
-from alexnet.runtime import autocast, prepare_model
+from alexnet.runtime import autocast, prefetched, prepare_model
 
 MODELS = ("alexnet", "alexnet_owt", "torchvision")
 MODES = ("train", "infer")
@@ -324,7 +324,7 @@ def store_feeding(
         images, target = run.to_step(images, target, index)  # as Trainer._step
         train_step(net, run.optimizer, run.scaler, images, target, device=run.device, amp=run.amp)
 
-    batches = _endless(bundle)
+    batches = prefetched(_endless(bundle), run.in_dev)  # as Trainer._train_epoch
     kept = [next(batches) for _ in range(min(steps, bundle.steps_per_epoch))]
     for b in kept:  # warm-up, and the batches the in-memory rounds reuse
         step(*b)
