@@ -37,3 +37,27 @@ def test_on_cuda_every_batch_arrives_intact_while_the_step_runs():
         seen.append((images.clone(), target.clone()))
     for (a, b), (c, d) in zip(seen, batches, strict=True):
         assert torch.equal(a.cpu(), c) and torch.equal(b.cpu(), d)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cudnn_searches_its_algorithms_unless_runs_must_be_deterministic(monkeypatch):
+    from alexnet.runtime import prepare_model
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    prepare_model(torch.nn.Conv2d(3, 4, 3), torch.device("cuda"), channels_last=False)
+    assert torch.backends.cudnn.benchmark
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    torch.use_deterministic_algorithms(True)
+    try:
+        prepare_model(torch.nn.Conv2d(3, 4, 3), torch.device("cuda"), channels_last=False)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert not torch.backends.cudnn.benchmark
+
+
+def test_the_cpu_leaves_cudnn_alone(monkeypatch):
+    from alexnet.runtime import prepare_model
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    prepare_model(torch.nn.Conv2d(3, 4, 3), torch.device("cpu"), channels_last=True)
+    assert not torch.backends.cudnn.benchmark

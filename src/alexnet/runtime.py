@@ -98,7 +98,14 @@ def prepare_model(
     every autocast context, i.e. every batch of evaluate/predict; ``alexnet bench
     --modes infer`` measures inference this way). Not for training: the optimizer
     needs the float32 weights.
+
+    On CUDA it also turns on ``torch.backends.cudnn.benchmark`` (unless deterministic
+    algorithms were asked for): the shapes repeat batch after batch, so cuDNN times its
+    convolution algorithms once per shape and keeps the fastest; the first batch of each
+    shape pays for the search.
     """
+    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
+        torch.backends.cudnn.benchmark = True
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
