@@ -4,10 +4,12 @@
 #      and their GB/s beside torch.relu and max_pool2d (benchmarks/bench_triton.py);
 #   2. CIFAR-10 packed at 256, and two store-fed epochs of --preset paper in bf16 with the
 #      augmentation on the device (images/s per epoch, peak memory);
-#   3. the bench table: bf16 and fp32, eager and compiled, channels_last, torchvision beside;
+#   3. the bench table, eager: bf16 and fp32, channels_last, torchvision beside;
 #   4. the targets: each figure against its goal (benchmarks/gpu_targets.py);
 #   5. the model's correctness on the device (benchmarks/gpu_smoke.py);
-#   6. the Triton kernels' launch choices (bench_triton.py --sweep), with the time left.
+#   6. the bench table compiled, bf16 (torch.compile takes tens of seconds a configuration),
+#      and the targets again with those rows;
+#   7. the Triton kernels' launch choices (bench_triton.py --sweep), with the time left.
 # Run from the checkout:
 #
 #   bash benchmarks/gpu_check.sh [CIFAR10_TARBALL] [OUT_DIR]
@@ -19,11 +21,12 @@
 # left is skipped. The summary table at the end gives each stage's status and seconds (exit
 # code 1 if any failed). SKIP_SMOKE=1, SKIP_TRITON=1, SKIP_SWEEP=1 leave those stages out.
 # OUT_DIR (default $OUT, else /tmp/gpu_check) gets the logs and JSON, small enough to bring
-# back: {machine,triton,prepare,train,bench,targets,smoke,sweep}.txt, triton.json,
-# bench.json, metrics.jsonl; the 12-GB store and the run's checkpoints go to WORK
-# (/tmp/gpu_check_work). DRY_RUN=1 runs every stage but the smoke test on the CPU with
-# tiny settings (batch 4, no compile, training in fp32, the Triton interpreter), to check the script itself
-# on a machine without a GPU: its figures mean nothing. docs/benchmarks.md has an H200's.
+# back: {machine,triton,prepare,train,bench,targets,smoke,bench-compiled,sweep}.txt,
+# triton.json, bench.json, bench-compiled.json, sweep.json, metrics.jsonl; the 12-GB store
+# and the run's checkpoints go to WORK (/tmp/gpu_check_work). DRY_RUN=1 runs the stages on
+# the CPU with tiny settings (batch 4, training in fp32, the Triton interpreter; no smoke
+# test, no compiled bench), to check the script itself on a machine without a GPU: its
+# figures mean nothing. docs/benchmarks.md has an H200's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-gpu-data/cifar10-jpeg.tar.gz}
@@ -100,10 +103,10 @@ stage "two epochs of --preset paper in bf16, store-fed, augmentation on the devi
   --overwrite
 cp "$WORK/run/metrics.jsonl" "$OUT/metrics.jsonl" 2>/dev/null || true
 
-stage "bench: bf16 and fp32, eager and compiled, channels_last, torchvision beside" 210 \
-  "$OUT/bench.txt" $PY -m alexnet bench --device "$DEV" --batch-size "$BATCH" $BENCH_RUNS \
-  --amp bf16,off --formats channels_last --models alexnet,torchvision $COMPILE \
-  --json-out "$OUT/bench.json"
+BENCH=($PY -m alexnet bench --device "$DEV" --batch-size "$BATCH" $BENCH_RUNS
+  --formats channels_last --models alexnet,torchvision)
+stage "bench, eager: bf16 and fp32, channels_last, torchvision beside" 90 "$OUT/bench.txt" \
+  "${BENCH[@]}" --amp bf16,off --json-out "$OUT/bench.json"
 
 stage "targets (benchmarks/gpu_targets.py)" 30 "$OUT/targets.txt" \
   $PY benchmarks/gpu_targets.py "$OUT"
@@ -111,6 +114,16 @@ stage "targets (benchmarks/gpu_targets.py)" 30 "$OUT/targets.txt" \
 if [ "${SKIP_SMOKE:-0}" != 1 ]; then
   stage "correctness on the device (benchmarks/gpu_smoke.py)" 120 "$OUT/smoke.txt" \
     $PY benchmarks/gpu_smoke.py
+fi
+
+# torch.compile costs tens of seconds a configuration: bf16 only here, in a stage of its
+# own so that a time-out loses none of the figures above
+if [ -n "$COMPILE" ]; then
+  stage "bench, eager and compiled: bf16, channels_last, torchvision beside" 180 \
+    "$OUT/bench-compiled.txt" "${BENCH[@]}" --amp bf16 $COMPILE \
+    --json-out "$OUT/bench-compiled.json"
+  stage "targets again, with the compiled rows" 30 "$OUT/targets.txt" \
+    $PY benchmarks/gpu_targets.py "$OUT"
 fi
 
 if [ "${SKIP_SWEEP:-0}" != 1 ]; then

@@ -3,8 +3,9 @@ target, the figure measured on this card, and MET or MISSED.
 
     python benchmarks/gpu_targets.py OUT_DIR
 
-OUT_DIR holds triton.json (benchmarks/bench_triton.py --json), bench.json (alexnet bench
---json-out) and metrics.jsonl (the store-fed run's). A file that is missing (its stage
+OUT_DIR holds triton.json (benchmarks/bench_triton.py --json), bench.json and
+bench-compiled.json (alexnet bench --json-out: eager rows, and eager + compiled rows) and
+metrics.jsonl (the store-fed run's). A file that is missing (its stage
 failed or ran out of time) leaves its targets "not measured". Targets:
 
 - each fused tail (ReLU -> LRN -> max-pool), forward and backward, at >= 70% of the GB/s
@@ -121,7 +122,14 @@ def main(argv: list[str]) -> int:
         print(__doc__.splitlines()[2].strip(), file=sys.stderr)
         return 2
     out = Path(argv[0])
-    triton, bench = _load(out / "triton.json"), _load(out / "bench.json")
+    triton, bench = _load(out / "triton.json"), _load(out / "bench.json") or []
+    compiled = _load(out / "bench-compiled.json") or []
+    eager = {(r["model"], r["mode"], r["amp"], r["format"]) for r in bench}
+    bench += [  # its compiled rows, and eager rows bench.json lacks (a stage cut short)
+        r
+        for r in compiled
+        if r["compiled"] or (r["model"], r["mode"], r["amp"], r["format"]) not in eager
+    ]
     metrics = _load(out / "metrics.jsonl")
     device = (triton or {}).get("device") or "the card of this run"
     print(f"targets on {device}")

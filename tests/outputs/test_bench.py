@@ -179,15 +179,19 @@ def test_gpu_targets_reads_what_gpu_check_wrote(tmp_path):
     (tmp_path / "triton.json").write_text(json.dumps({"device": "NVIDIA H100", "speed": speed}))
     bench = [
         _bench_row("alexnet", "train", "bf16", False, 20000.0, 0.8),
-        _bench_row("alexnet", "infer", "off", True, 50000.0, 1.1),
         _bench_row("torchvision", "train", "bf16", False, 25000.0, 1.0),
     ]
     (tmp_path / "bench.json").write_text(json.dumps(bench))
+    compiled = [  # the compiled stage's run: its eager rows give way to bench.json's
+        _bench_row("alexnet", "train", "bf16", False, 1.0, 0.1),
+        _bench_row("alexnet", "infer", "off", True, 50000.0, 1.1),
+    ]
+    (tmp_path / "bench-compiled.json").write_text(json.dumps(compiled))
     epochs = [dict(epoch=1, images_per_second=9000.0, seconds=8.0),
               dict(epoch=2, images_per_second=19000.0, seconds=3.0)]  # fmt: skip
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in epochs))
     lines = _targets(tmp_path)
-    assert lines[0] == "targets on NVIDIA H100"
+    assert lines[0] == "targets on NVIDIA H100" and len(lines) == 7  # 2 tails, 2 bench rows
     verdict = {s[14:80].strip().split(",")[0]: s[:13].strip() for s in lines[1:]}
     assert verdict == {
         "conv1 relu_lrn_pool forward": "MET",  # 80% >= 70%
