@@ -14,6 +14,10 @@
 #
 #   bash benchmarks/gpu_check.sh [CIFAR10_TARBALL] [OUT_DIR]
 #
+# Through the device tool: `mkdir -p gpu-data && cp ../shared/data/cifar10-jpeg.tar.gz
+# gpu-data/` here (gpu-data/ is git-ignored, 20 MB), then one call with carry ["gpu-data"],
+# timeout_s 600 and the command `bash benchmarks/gpu_check.sh`.
+#
 # It needs only PyTorch (with its Triton), torchvision and the project's pure-Python
 # dependencies (no install: PYTHONPATH=src). Each stage has its own time limit, cut to what
 # is left of DEADLINE seconds (560: the device tool's 600-s call, less start-up); a stage
