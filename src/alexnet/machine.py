@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_isa", "cpu_model", "describe", "matmul_peak"]
+__all__ = ["cpu_isa", "cpu_model", "describe", "matmul_peak", "synchronize"]
 
 # /proc/cpuinfo flag -> name, in the order printed: what oneDNN's convolutions and
 # matmuls dispatch on for float32 and bf16
@@ -63,7 +63,8 @@ def describe(device: torch.device) -> str:
     return f"{cpu_model()} ({', '.join(isa) or 'no AVX2'}{amx}), {torch.get_num_threads()} threads"
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued work (a no-op off CUDA): before reading a host clock."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -87,12 +88,12 @@ def matmul_peak(
     matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 if device.type == "cuda" else tf32
     try:
         torch.mm(a, b)  # warm-up: library set-up, first-touch of the output
-        _sync(device)
+        synchronize(device)
         best, spent = float("inf"), 0.0
         while spent < seconds or best == float("inf"):
             t0 = time.perf_counter()
             torch.mm(a, b)
-            _sync(device)
+            synchronize(device)
             dt = time.perf_counter() - t0
             best, spent = min(best, dt), spent + dt
     finally:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from alexnet.cli import main
 from alexnet.engine.train import train
-from alexnet.engine.validate import accuracy_counts
+from alexnet.engine.validate import hit_counts
 from alexnet.tasks.evaluate import evaluate_checkpoints
 
 
@@ -27,10 +27,10 @@ def two_runs(tiny_data, tmp_path_factory, train_config) -> tuple[Path, Path]:
     return outs[0], outs[1]
 
 
-def test_accuracy_counts_matches_definition():
+def test_hit_counts_match_definition():
     probs = torch.tensor([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.3, 0.5]])
     target = torch.tensor([2, 0, 1])
-    assert accuracy_counts(probs, target, (1, 2, 5)) == [1, 3, 3]
+    assert hit_counts(probs, target, (1, 2, 5)).tolist() == [1, 3, 3]
 
 
 def test_evaluate_json_centre_and_ten_crop(two_runs, tiny_data, capsys):

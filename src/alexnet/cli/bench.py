@@ -91,9 +91,10 @@ def run(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         device=str(device),
     )
-    _write_json(args.json_out, [r.to_dict() for r in rows])
+    dicts = [r.to_dict() for r in rows]
+    _write_json(args.json_out, dicts)
     if args.json:
-        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        print(json.dumps(dicts, indent=2))
         return 0
     from alexnet.machine import describe
     from alexnet.ops._loader import kernel_status

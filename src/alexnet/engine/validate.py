@@ -31,11 +31,6 @@ def hit_counts(probs: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1
     return torch.stack([hit[:, : min(k, maxk)].any(dim=1).sum() for k in ks])
 
 
-def accuracy_counts(probs: torch.Tensor, target: torch.Tensor, ks: Sequence[int] = (1, 5)):
-    """``hit_counts`` as Python ints."""
-    return hit_counts(probs, target, ks).tolist()
-
-
 @dataclass
 class EvalResult:
     top1_error: float

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from alexnet.errors import UserError
-from alexnet.machine import AMP_DTYPES, matmul_peak
+from alexnet.machine import AMP_DTYPES, matmul_peak, synchronize
 from alexnet.models import DEFAULT_MODEL, create_model
 from alexnet.outputs.summary import summarize
 from alexnet.runtime import autocast, prefetched, prepare_model
@@ -129,14 +129,7 @@ class _Case:
                 self.net(self.x)
 
     def run(self, steps: int) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            self.step()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        self.samples.append(steps * self.x.shape[0] / (time.perf_counter() - t0))
+        self.samples.append(_timed(self.step, steps, self.x.shape[0], self.device))
 
 
 def run_bench(
@@ -361,10 +354,9 @@ def _endless(bundle):
 def _timed(fn, steps: int, batch_size: int, device: torch.device) -> float:
     """Images/s of ``steps`` calls of fn, the device's queue drained before and after (the
     step itself never waits for it)."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
-    sync()
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         fn()
-    sync()
+    synchronize(device)
     return steps * batch_size / (time.perf_counter() - t0)
