@@ -78,6 +78,17 @@ def test_bad_values():
         run_bench(models=["vgg"], batch_size=2)
 
 
+def test_json_out_in_a_missing_folder_is_refused_before_measuring(tmp_path, monkeypatch, capsys):
+    import alexnet.outputs.bench as bench
+
+    monkeypatch.setattr(bench, "run_bench", lambda **kw: pytest.fail("measured anyway"))
+    for path, why in ((tmp_path / "no" / "b.json", "no such directory"), (tmp_path, "directory")):
+        assert main(["bench", "--device", "cpu", "--json-out", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert why in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "no").exists()
+
+
 def test_store_feeding_from_a_packed_store(tiny_data, tmp_path, capsys):
     from alexnet.data import prepare_store
     from alexnet.outputs.bench import store_feeding

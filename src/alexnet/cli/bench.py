@@ -71,12 +71,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from alexnet.outputs.bench import format_table, run_bench
+    from alexnet.outputs.bench import run_bench
     from alexnet.runtime import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    _check_json_out(args.json_out)  # before minutes of measuring, not after
     if args.store:
         return _store_feeding(args, device)
     rows = run_bench(
@@ -92,12 +93,20 @@ def run(args: argparse.Namespace) -> int:
         device=str(device),
     )
     dicts = [r.to_dict() for r in rows]
-    _write_json(args.json_out, dicts)
     if args.json:
         print(json.dumps(dicts, indent=2))
-        return 0
+    else:
+        _print_table(args, device, rows)
+    _write_json(args.json_out, dicts)  # after the figures are shown
+    return 0
+
+
+def _print_table(args: argparse.Namespace, device, rows) -> None:
+    import torch
+
     from alexnet.machine import describe
     from alexnet.ops._loader import kernel_status
+    from alexnet.outputs.bench import format_table
 
     print(f"alexnet bench: batch {args.batch_size}, torch {torch.__version__}")
     print(f"device: {describe(device)}")
@@ -110,7 +119,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(rows))
     print("GFLOP/s: img/s x 2 x MACs per image (inference) or 6 x MACs (training step);")
     print("peak: that GFLOP/s as a share of the matmul peak of the row's dtype")
-    return 0
 
 
 def _store_feeding(args: argparse.Namespace, device) -> int:
@@ -129,10 +137,15 @@ def _store_feeding(args: argparse.Namespace, device) -> int:
         device=str(device),
         augment_on=args.augment_on,
     )
-    _write_json(args.json_out, r.to_dict())
     if args.json:
         print(json.dumps(r.to_dict(), indent=2))
-        return 0
+    else:
+        _print_feed(r)
+    _write_json(args.json_out, r.to_dict())
+    return 0
+
+
+def _print_feed(r) -> None:
     print(
         f"training {r.model}, batch {r.batch_size}, amp {r.amp}, "
         f"channels_last {r.channels_last}, {r.workers} loader workers, "
@@ -141,7 +154,21 @@ def _store_feeding(args: argparse.Namespace, device) -> int:
     print(f"  fed from the loader: {r.store_images_per_second:8.1f} img/s   ({r.data})")
     print(f"  batches in memory:   {r.memory_images_per_second:8.1f} img/s")
     print(f"  ratio: {r.ratio:.2f} (target >= 0.95)")
-    return 0
+
+
+def _check_json_out(path: str | None) -> None:
+    """--json-out names a file in an existing folder, or a one-line error (exit 2)."""
+    if path is None:
+        return
+    from pathlib import Path
+
+    from alexnet.errors import UserError
+
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"--json-out {p} is a directory", exit_code=2)
+    if not p.parent.is_dir():
+        raise UserError(f"--json-out {p}: no such directory {p.parent}", exit_code=2)
 
 
 def _write_json(path: str | None, data) -> None:
